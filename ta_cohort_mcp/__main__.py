@@ -1,0 +1,3 @@
+from ta_cohort_mcp.cli import main
+
+raise SystemExit(main())
