@@ -35,7 +35,12 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "user-cluster-list": ClusterListRequest,
 }
 
-DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "schemas"
+# The repository's schemas/ in a checkout; the copy inside an installed wheel.
+_REPOSITORY_DIRECTORY = Path(__file__).resolve().parent.parent / "schemas"
+_PACKAGED_DIRECTORY = Path(__file__).resolve().parent / "_data" / "schemas"
+DEFAULT_DIRECTORY = (
+    _REPOSITORY_DIRECTORY if _REPOSITORY_DIRECTORY.is_dir() else _PACKAGED_DIRECTORY
+)
 
 _DROPPED_KEYWORDS = ("title", "examples", "$schema")
 
