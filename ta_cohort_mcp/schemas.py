@@ -129,7 +129,15 @@ def _simplify(schema: JsonSchema) -> JsonSchema:
     return _order(schema)
 
 
-_KEY_ORDER = ("type", "description", "enum", "default", "properties", "required", "items")
+_KEY_ORDER = (
+    "type",
+    "description",
+    "enum",
+    "default",
+    "properties",
+    "required",
+    "items",
+)
 
 
 def _order(schema: JsonSchema) -> JsonSchema:

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 def closest_names(name: str, choices: list[str], limit: int = 3) -> list[str]:
     """Return up to `limit` of `choices` that look like `name`, closest first."""
     lowered = {choice.lower(): choice for choice in choices}
-    matches = difflib.get_close_matches(name.lower(), list(lowered), n=limit, cutoff=0.5)
+    matches = difflib.get_close_matches(
+        name.lower(), list(lowered), n=limit, cutoff=0.5
+    )
     return [lowered[match] for match in matches]
 
 

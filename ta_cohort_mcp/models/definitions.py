@@ -39,7 +39,10 @@ RecentDay = Annotated[
 TimeText = Annotated[
     str,
     AfterValidator(lambda value: validate_time_text(value)),
-    Field(description="Absolute bound, yyyy-MM-dd HH:mm:ss.", examples=["2020-01-03 00:00:00"]),
+    Field(
+        description="Absolute bound, yyyy-MM-dd HH:mm:ss.",
+        examples=["2020-01-03 00:00:00"],
+    ),
 ]
 
 
@@ -78,7 +81,7 @@ def check_window(
         return
     if start_time is None or end_time is None:
         raise ValueError(
-            f"{where} needs a time window: recentDay (such as \"1-7\"), "
+            f'{where} needs a time window: recentDay (such as "1-7"), '
             "or both startTime and endTime"
         )
     if start_time > end_time:
@@ -112,7 +115,9 @@ class Filter(RequestModel):
         op = self.comparator
         if op in NO_VALUE_COMPARATORS:
             if values:
-                raise ValueError(f"ftv must be empty or absent for comparator {op.value}")
+                raise ValueError(
+                    f"ftv must be empty or absent for comparator {op.value}"
+                )
         elif op is Comparator.RANGE:
             if len(values) != 2:
                 raise ValueError(
@@ -158,7 +163,9 @@ class EventCondition(RequestModel):
 
     accepted_aliases: ClassVar[frozenset[str]] = frozenset({"uceCalcuSymbol"})
 
-    eventName: str = Field(min_length=1, description="Event name.", examples=["consume_item"])
+    eventName: str = Field(
+        min_length=1, description="Event name.", examples=["consume_item"]
+    )
     comparator: MeasureComparator = Field(
         validation_alias=AliasChoices("comparator", "uceCalcuSymbol"),
         description="How the measure compares with num.",
@@ -192,7 +199,9 @@ class EventCondition(RequestModel):
             try:
                 float(part)
             except ValueError:
-                raise ValueError(f"num must be a number as text, such as \"4\"; got {self.num!r}") from None
+                raise ValueError(
+                    f'num must be a number as text, such as "4"; got {self.num!r}'
+                ) from None
         return self
 
 
@@ -218,7 +227,9 @@ class ClusterDefinition(RequestModel):
     @model_validator(mode="after")
     def _check_not_empty(self) -> Self:
         if not self.events and not self.filts:
-            raise ValueError("a definition needs at least one condition in events or filts")
+            raise ValueError(
+                "a definition needs at least one condition in events or filts"
+            )
         return self
 
 
@@ -242,7 +253,9 @@ class PropertyRef(RequestModel):
 class CalcProperty(RequestModel):
     """Which property of the first or last event becomes the tag value."""
 
-    isCalc: bool = Field(default=False, description="Whether the property is calculated.")
+    isCalc: bool = Field(
+        default=False, description="Whether the property is calculated."
+    )
     property: PropertyRef = Field(description="Property whose value is the tag value.")
 
 
@@ -255,7 +268,9 @@ class FirstLastEvent(RequestModel):
     recentDay: RecentDay | None = None
     startTime: TimeText | None = None
     endTime: TimeText | None = None
-    filts: list[Filter] | None = Field(default=None, description="Event property filters.")
+    filts: list[Filter] | None = Field(
+        default=None, description="Event property filters."
+    )
     relation: Relation | None = Field(default=None, description="How filts combine.")
 
     @model_validator(mode="after")
@@ -274,22 +289,30 @@ class QuotaEvent(RequestModel):
     """The event measure whose value per user is the tag value."""
 
     type: str = Field(default="normal", description='Measure type; "normal".')
-    eventName: str = Field(min_length=1, description="Event name.", examples=["activity_attend"])
-    analysis: Analysis = Field(description="Aggregate: TIMES, SUM, AVG, MAX, MIN, DISTINCT.")
+    eventName: str = Field(
+        min_length=1, description="Event name.", examples=["activity_attend"]
+    )
+    analysis: Analysis = Field(
+        description="Aggregate: TIMES, SUM, AVG, MAX, MIN, DISTINCT."
+    )
     quota: str | None = Field(
         default=None, description="Event property to aggregate (not for TIMES)."
     )
     recentDay: RecentDay | None = None
     startTime: TimeText | None = None
     endTime: TimeText | None = None
-    filts: list[Filter] | None = Field(default=None, description="Event property filters.")
+    filts: list[Filter] | None = Field(
+        default=None, description="Event property filters."
+    )
     relation: Relation | None = Field(default=None, description="How filts combine.")
 
     @model_validator(mode="after")
     def _check_measure(self) -> Self:
         check_window(self.recentDay, self.startTime, self.endTime, "indicator event")
         if self.analysis is not Analysis.TIMES and not self.quota:
-            raise ValueError(f"analysis {self.analysis.value} needs quota, the property to aggregate")
+            raise ValueError(
+                f"analysis {self.analysis.value} needs quota, the property to aggregate"
+            )
         return self
 
 
@@ -328,9 +351,7 @@ class TagDefinition(RequestModel):
     @model_validator(mode="after")
     def _check_one_kind(self) -> Self:
         present = [
-            name
-            for name in TAG_FIELDS.values()
-            if getattr(self, name) is not None
+            name for name in TAG_FIELDS.values() if getattr(self, name) is not None
         ]
         if len(present) != 1:
             fields = ", ".join(TAG_FIELDS.values())

@@ -1,11 +1,16 @@
 """Request bodies and query parameters of every cluster and tag endpoint."""
 
+import re
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from ta_cohort_mcp.models.base import RequestModel
-from ta_cohort_mcp.models.definitions import TAG_FIELDS, ClusterDefinition, TagDefinition
+from ta_cohort_mcp.models.definitions import (
+    TAG_FIELDS,
+    ClusterDefinition,
+    TagDefinition,
+)
 from ta_cohort_mcp.models.enums import (
     CONDITION_TYPES,
     ClusterCatalog,
@@ -14,13 +19,26 @@ from ta_cohort_mcp.models.enums import (
 )
 
 CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9_]{1,24}$"
+_CLUSTER_NAME = re.compile(CLUSTER_NAME_PATTERN)
+
+
+def validate_cluster_name(value: str) -> str:
+    """Raise ValueError unless `value` is 1 to 24 letters, digits or underscores."""
+    if _CLUSTER_NAME.match(value) is None:
+        raise ValueError(
+            "clusterName may contain only letters, digits and underscore, "
+            f"1 to 24 characters; got {value!r} ({len(value)} characters)"
+        )
+    return value
+
 
 ProjectId = Annotated[int, Field(ge=0, description="Project ID.", examples=[102])]
 ClusterId = Annotated[int, Field(ge=0, description="Cluster ID.", examples=[970])]
 ClusterName = Annotated[
     str,
+    AfterValidator(validate_cluster_name),
     Field(
-        pattern=CLUSTER_NAME_PATTERN,
+        json_schema_extra={"pattern": CLUSTER_NAME_PATTERN},
         description="Cluster name: letters, digits and underscore, at most 24.",
         examples=["recent_7_days_consume"],
     ),
@@ -100,7 +118,9 @@ class _DefinitionBody(RequestModel):
 
     def _check_cluster(self) -> None:
         if self.qp is None:
-            raise ValueError("a cluster (catalog_cluster) needs qp, the cluster definition")
+            raise ValueError(
+                "a cluster (catalog_cluster) needs qp, the cluster definition"
+            )
         if self.tagQp is not None:
             raise ValueError("a cluster (catalog_cluster) takes qp, not tagQp")
         if self.subConditionTabType is not None:
@@ -135,7 +155,7 @@ class ClusterUpdateRequest(_DefinitionBody):
 
 
 class PagerHeader(RequestModel):
-    """Which page of the list to return."""
+    """Paging of a list request: the page number and its size."""
 
     pageNum: int = Field(default=1, ge=1, description="Page number, from 1.")
     pageSize: int = Field(default=10, ge=1, le=1000, description="Entries per page.")
@@ -145,15 +165,21 @@ class ClusterListRequest(RequestModel):
     """Body of user-cluster-list."""
 
     projectId: ProjectId
-    clusterCatalog: ClusterCatalog = Field(description="catalog_cluster or catalog_tag.")
+    clusterCatalog: ClusterCatalog = Field(
+        description="catalog_cluster or catalog_tag."
+    )
     clusterTypes: list[ClusterType] = Field(
-        min_length=1, description="Cluster types to list.", examples=[["cluster_by_static_condition"]]
+        min_length=1,
+        description="Cluster types to list.",
+        examples=[["cluster_by_static_condition"]],
     )
     pagerHeader: PagerHeader | None = Field(default=None, description="Paging.")
 
     @model_validator(mode="after")
     def _check_types_fit(self) -> Self:
-        wrong = [t.value for t in self.clusterTypes if t.catalog is not self.clusterCatalog]
+        wrong = [
+            t.value for t in self.clusterTypes if t.catalog is not self.clusterCatalog
+        ]
         if wrong:
             raise ValueError(
                 f"clusterTypes {', '.join(wrong)} do not fit clusterCatalog "
