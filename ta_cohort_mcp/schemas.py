@@ -22,6 +22,7 @@ from ta_cohort_mcp.models import (
     ClusterUpdateRequest,
     TagDefinition,
 )
+from ta_cohort_mcp.models.catalog import CatalogFile
 
 JsonSchema = dict[str, Any]
 
@@ -33,6 +34,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "user-cluster-update": ClusterUpdateRequest,
     "user-cluster-update-by-name": ClusterUpdateRequest,
     "user-cluster-list": ClusterListRequest,
+    "catalog": CatalogFile,
 }
 
 # The repository's schemas/ in a checkout; the copy inside an installed wheel.
