@@ -23,6 +23,7 @@ from ta_cohort_mcp.models import (
     TagDefinition,
 )
 from ta_cohort_mcp.models.catalog import CatalogFile
+from ta_cohort_mcp.models.tools import TOOL_ARGUMENT_MODELS
 
 JsonSchema = dict[str, Any]
 
@@ -36,6 +37,10 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "user-cluster-list": ClusterListRequest,
     "catalog": CatalogFile,
 }
+# The input schema of each MCP tool, under tools/.
+SCHEMA_MODELS.update(
+    {f"tools/{name}": model for name, model in TOOL_ARGUMENT_MODELS.items()}
+)
 
 # The repository's schemas/ in a checkout; the copy inside an installed wheel.
 _REPOSITORY_DIRECTORY = Path(__file__).resolve().parent.parent / "schemas"
@@ -206,8 +211,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"schemas in {directory} match the models")
         return 0
-    directory.mkdir(parents=True, exist_ok=True)
     for stem, schema in all_schemas().items():
-        (directory / f"{stem}.json").write_text(render(schema), encoding="utf-8")
+        path = directory / f"{stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(schema), encoding="utf-8")
     print(f"wrote {len(SCHEMA_MODELS)} schema files to {directory}")
     return 0

@@ -1,0 +1,269 @@
+"""Arguments of the MCP tools, one model per tool.
+
+Each tool that wraps an endpoint takes that endpoint's query and body fields as
+flat arguments, named as the API names them. `ta-cohort-mcp schemas` publishes
+the JSON Schema of each model as `schemas/tools/<tool>.json`, and the server
+lists exactly that schema as the tool's input schema.
+"""
+
+from typing import Annotated, Any, Self
+
+from pydantic import Field, model_validator
+
+from ta_cohort_mcp.models.base import RequestModel
+from ta_cohort_mcp.models.enums import ClusterCatalog, ClusterType, SubConditionTabType
+from ta_cohort_mcp.models.requests import (
+    ByIdQuery,
+    ByNameQuery,
+    ClusterAddRequest,
+    ClusterId,
+    ClusterName,
+    DetailQuery,
+    DisplayName,
+    ImportAddQuery,
+    ImportModifyByNameQuery,
+    ImportModifyQuery,
+    PagerHeader,
+    ProjectId,
+)
+
+# Inline ids are bounded so that one call stays a small request; larger uploads
+# go through a file under the upload directory.
+MAX_INLINE_IDS = 10_000
+MAX_ID_LENGTH = 256
+
+UploadId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+TagRow = Annotated[
+    list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]],
+    Field(min_length=2, max_length=2, description="[id, tag value]"),
+]
+Confirm = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="Token from the preview call, to confirm the delete.",
+    ),
+]
+
+
+class UserClusterAddArguments(ClusterAddRequest):
+    """Arguments of user_cluster_add: the body of user-cluster-add."""
+
+
+class UserClusterDetailArguments(DetailQuery):
+    """Arguments of user_cluster_detail: clusterId or clusterName."""
+
+
+class _UpdateFields(RequestModel):
+    """The update body with `qp` and `tagQp` as plain objects.
+
+    The update tools publish the definitions untyped, because user_cluster_add
+    already lists their full schema and tools/list has a size budget. The
+    server checks them against the full `qp` and `tagQp` schemas before the
+    body is parsed into ClusterUpdateRequest.
+    """
+
+    projectId: ProjectId
+    clusterCatalog: ClusterCatalog | None = Field(
+        default=None, description="catalog_cluster or catalog_tag."
+    )
+    clusterType: ClusterType | None = Field(
+        default=None, description="As in user_cluster_add."
+    )
+    subConditionTabType: SubConditionTabType | None = Field(
+        default=None, description="Tag kind, as in user_cluster_add."
+    )
+    displayName: DisplayName
+    qp: dict[str, Any] | None = Field(
+        default=None, description="New cluster definition, as user_cluster_add's qp."
+    )
+    tagQp: dict[str, Any] | None = Field(
+        default=None, description="New tag definition, as user_cluster_add's tagQp."
+    )
+
+
+class UserClusterUpdateArguments(_UpdateFields):
+    """Arguments of user_cluster_update: the cluster id and the new body."""
+
+    clusterId: ClusterId
+
+
+class UserClusterUpdateByNameArguments(_UpdateFields):
+    """Arguments of user_cluster_update_by_name: the cluster name and the new body."""
+
+    clusterName: ClusterName
+
+
+class UserClusterDeleteArguments(ByIdQuery):
+    """Arguments of user_cluster_delete."""
+
+    confirm: Confirm | None = None
+
+
+class DeleteUserClusterByNameArguments(ByNameQuery):
+    """Arguments of delete_user_cluster_by_name."""
+
+    confirm: Confirm | None = None
+
+
+class UserClusterListArguments(RequestModel):
+    """Arguments of user_cluster_list; the catalog and types have defaults."""
+
+    projectId: ProjectId
+    clusterCatalog: ClusterCatalog = Field(
+        default=ClusterCatalog.CLUSTER, description="catalog_cluster or catalog_tag."
+    )
+    clusterTypes: list[ClusterType] | None = Field(
+        default=None,
+        min_length=1,
+        description="Types to list; default every type of the catalog.",
+    )
+    pagerHeader: PagerHeader | None = Field(default=None, description="Paging.")
+
+    def types(self) -> list[ClusterType]:
+        """Return the types given, or every type of the catalog."""
+        if self.clusterTypes is not None:
+            return self.clusterTypes
+        return [t for t in ClusterType if t.catalog is self.clusterCatalog]
+
+
+class UserClusterRefreshArguments(ByIdQuery):
+    """Arguments of user_cluster_refresh."""
+
+
+class UserClusterRefreshByNameArguments(ByNameQuery):
+    """Arguments of user_cluster_refresh_by_name."""
+
+
+class UserClusterRefreshProgressArguments(ByIdQuery):
+    """Arguments of user_cluster_refresh_progress."""
+
+
+class UserClusterRefreshProgressByNameArguments(ByNameQuery):
+    """Arguments of user_cluster_refresh_progress_by_name."""
+
+
+class _UploadSource(RequestModel):
+    """Where the uploaded ids come from: inline ids, inline tag rows, or a file."""
+
+    ids: list[UploadId] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_INLINE_IDS,
+        description="Cluster member ids, such as account ids.",
+    )
+    rows: list[TagRow] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_INLINE_IDS,
+        description='Tag rows [id, value], such as [["a1", "vip"]].',
+    )
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description=(
+            "File under the server's upload directory: one id per line, or "
+            '"id,value" lines for a tag.'
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_one_source(self) -> Self:
+        given = [
+            name for name in ("ids", "rows", "path") if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            got = ", ".join(given) if given else "none"
+            raise ValueError(
+                "give exactly one of ids (cluster), rows (tag) or path (file); "
+                f"got {got}"
+            )
+        return self
+
+
+class ImportIdClusterAddArguments(_UploadSource, ImportAddQuery):
+    """Arguments of import_id_cluster_add: the query and the ids."""
+
+    @model_validator(mode="after")
+    def _check_source_fits_catalog(self) -> Self:
+        is_tag = self.clusterCatalog is ClusterCatalog.TAG
+        if is_tag and self.ids is not None:
+            raise ValueError(
+                "a tag upload (catalog_tag) needs rows of [id, value], not ids"
+            )
+        if not is_tag and self.rows is not None:
+            raise ValueError(
+                "rows are for tags; set clusterCatalog catalog_tag, or send ids"
+            )
+        return self
+
+
+class ImportIdClusterModifyArguments(_UploadSource, ImportModifyQuery):
+    """Arguments of import_id_cluster_modify: the query and the new ids."""
+
+
+class ImportIdClusterModifyByNameArguments(_UploadSource, ImportModifyByNameQuery):
+    """Arguments of import_id_cluster_modify_by_name: the query and the new ids."""
+
+
+class ValidateDefinitionArguments(RequestModel):
+    """Arguments of validate_definition: a qp, a tagQp, or a whole add body."""
+
+    qp: dict[str, Any] | None = Field(
+        default=None, description="Cluster definition to check."
+    )
+    tagQp: dict[str, Any] | None = Field(
+        default=None, description="Tag definition to check."
+    )
+    body: dict[str, Any] | None = Field(
+        default=None, description="Whole user_cluster_add arguments to check."
+    )
+
+    @model_validator(mode="after")
+    def _check_something_given(self) -> Self:
+        if self.qp is None and self.tagQp is None and self.body is None:
+            raise ValueError("give qp, tagQp or body to check")
+        return self
+
+
+class RefreshAndWaitArguments(RequestModel):
+    """Arguments of refresh_and_wait: the cluster by id or by name."""
+
+    projectId: ProjectId
+    clusterId: ClusterId | None = None
+    clusterName: ClusterName | None = None
+    waitSeconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=50,
+        description="Seconds to wait at most; the server's limit applies.",
+    )
+
+    @model_validator(mode="after")
+    def _check_one_key(self) -> Self:
+        if (self.clusterId is None) == (self.clusterName is None):
+            raise ValueError("give exactly one of clusterId or clusterName")
+        return self
+
+
+# Tool name -> its arguments model, in the order tools/list shows them.
+TOOL_ARGUMENT_MODELS: dict[str, type[RequestModel]] = {
+    "user_cluster_add": UserClusterAddArguments,
+    "user_cluster_detail": UserClusterDetailArguments,
+    "user_cluster_update": UserClusterUpdateArguments,
+    "user_cluster_update_by_name": UserClusterUpdateByNameArguments,
+    "user_cluster_delete": UserClusterDeleteArguments,
+    "delete_user_cluster_by_name": DeleteUserClusterByNameArguments,
+    "user_cluster_list": UserClusterListArguments,
+    "user_cluster_refresh": UserClusterRefreshArguments,
+    "user_cluster_refresh_by_name": UserClusterRefreshByNameArguments,
+    "user_cluster_refresh_progress": UserClusterRefreshProgressArguments,
+    "user_cluster_refresh_progress_by_name": UserClusterRefreshProgressByNameArguments,
+    "import_id_cluster_add": ImportIdClusterAddArguments,
+    "import_id_cluster_modify": ImportIdClusterModifyArguments,
+    "import_id_cluster_modify_by_name": ImportIdClusterModifyByNameArguments,
+    "validate_definition": ValidateDefinitionArguments,
+    "refresh_and_wait": RefreshAndWaitArguments,
+}
