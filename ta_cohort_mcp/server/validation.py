@@ -1,0 +1,471 @@
+"""Validation of tool arguments: safe repairs, the published JSON Schema, the model.
+
+Every tool call goes through `validate_arguments` before anything is sent to TA:
+
+1. Arguments that are JSON text are decoded; null counts as no arguments.
+2. Size and depth limits are checked (see `ta_cohort_mcp.server.repairs`).
+3. The safe repairs are applied where the schema expects them, and reported.
+4. The result is validated against the tool's JSON Schema (Draft 2020-12).
+5. When a pydantic model is given, the result is parsed into it, which applies
+   the rules that span fields (a range needs two values, a tag's kind matches
+   its definition, and so on).
+
+Any failure raises `ArgumentError` listing every problem found, up to
+`MAX_PROBLEMS`, each with its JSON path, the value, what was expected, the
+allowed values and the closest of them.
+"""
+
+import json
+import logging
+import re
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import best_match
+from pydantic import BaseModel
+from pydantic import ValidationError as ModelError
+
+from ta_cohort_mcp.server.problems import (
+    ArgumentError,
+    Problem,
+    closest_first,
+    closest_match,
+    cut,
+    format_path,
+    format_problems,
+    json_type,
+    problem_value,
+    show,
+)
+from ta_cohort_mcp.server.repairs import (
+    MAX_ARGUMENTS_SIZE,
+    MAX_DEPTH,
+    MAX_PROBLEMS,
+    MAX_STRING_LENGTH,
+    Repairer,
+    check_limits,
+)
+
+__all__ = [
+    "MAX_ARGUMENTS_SIZE",
+    "MAX_DEPTH",
+    "MAX_PROBLEMS",
+    "MAX_STRING_LENGTH",
+    "ArgumentError",
+    "Problem",
+    "Validated",
+    "format_problems",
+    "validate_arguments",
+]
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+# Compiled validators, by cache key; the schema is kept to detect a reused id().
+_VALIDATORS: dict[Hashable, tuple[dict[str, Any], Draft202012Validator]] = {}
+_MAX_CACHED_VALIDATORS = 256
+
+# Prefixes pydantic puts before the message of an error raised in a validator.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+# Maximum length of a schema description quoted in a message.
+_DESCRIPTION_LENGTH = 200
+
+
+@dataclass
+class Validated(Generic[M]):
+    """Arguments that passed validation, the repairs applied, and the parsed model."""
+
+    arguments: dict[str, object]
+    repairs: list[str] = field(default_factory=list)
+    model: M | None = None
+
+
+@overload
+def validate_arguments(
+    schema: dict[str, Any],
+    arguments: object,
+    model: type[M],
+    *,
+    cache_key: Hashable | None = None,
+) -> Validated[M]: ...
+
+
+@overload
+def validate_arguments(
+    schema: dict[str, Any],
+    arguments: object,
+    model: None = None,
+    *,
+    cache_key: Hashable | None = None,
+) -> Validated[BaseModel]: ...
+
+
+def validate_arguments(
+    schema: dict[str, Any],
+    arguments: object,
+    model: type[M] | None = None,
+    *,
+    cache_key: Hashable | None = None,
+) -> Validated[M] | Validated[BaseModel]:
+    """Repair, validate against `schema` (jsonschema Draft 2020-12), then parse `model`.
+
+    `cache_key` names the schema in the validator cache, such as a tool name.
+    Without it the cache uses the schema object's identity, so pass the same
+    dict on every call.
+
+    Raises:
+        ArgumentError: the arguments are invalid; `.problems` lists why.
+        jsonschema.exceptions.SchemaError: `schema` itself is not a valid schema.
+    """
+    repairs: list[str] = []
+    top = _as_object(arguments, repairs)
+
+    problems = check_limits(top)
+    if problems:
+        raise _error(problems)
+
+    repairer = Repairer()
+    repaired = repairer.repair(top, schema, "", 1)
+    assert isinstance(repaired, dict)
+    repairs.extend(repairer.repairs)
+
+    problems = _schema_problems(schema, repaired, repairer, cache_key)
+    if problems:
+        raise _error(problems)
+
+    parsed = None
+    if model is not None:
+        try:
+            parsed = model.model_validate(repaired)
+        except ModelError as error:
+            raise _error(list(_model_problems(error))) from None
+    if repairs:
+        logger.debug("repaired arguments: %s", "; ".join(repairs))
+    return Validated(arguments=repaired, repairs=repairs, model=parsed)
+
+
+def _error(problems: list[Problem]) -> ArgumentError:
+    return ArgumentError(
+        problems[:MAX_PROBLEMS], truncated=len(problems) > MAX_PROBLEMS
+    )
+
+
+def _as_object(arguments: object, repairs: list[str]) -> dict[str, object]:
+    """Return the arguments as an object: decode JSON text, read null as no arguments."""
+    if arguments is None:
+        repairs.append("arguments: read null as no arguments")
+        return {}
+    if isinstance(arguments, dict):
+        return arguments
+    if isinstance(arguments, str):
+        decoded = _decode_arguments(arguments)
+        repairs.append("arguments: decoded JSON text into an object")
+        return decoded
+    raise ArgumentError(
+        [
+            Problem(
+                path="",
+                message=(
+                    "arguments must be a JSON object of named arguments, got "
+                    f"{_describe(arguments)}"
+                ),
+                value=problem_value(arguments),
+                expected="object",
+            )
+        ]
+    )
+
+
+def _decode_arguments(text: str) -> dict[str, object]:
+    """Return the object that JSON text of the whole arguments encodes."""
+
+    def fail(reason: str) -> ArgumentError:
+        return ArgumentError(
+            [
+                Problem(
+                    path="",
+                    message=f"arguments must be a JSON object; got a string {reason}",
+                    value=problem_value(text),
+                    expected="object",
+                )
+            ]
+        )
+
+    if len(text) > MAX_ARGUMENTS_SIZE:
+        raise fail(
+            f"of {len(text):,} characters, more than the limit of {MAX_ARGUMENTS_SIZE:,}"
+        )
+    try:
+        decoded = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise fail(
+            f"that is not valid JSON ({error.msg} at line {error.lineno}, "
+            f"column {error.colno})"
+        ) from None
+    except (ValueError, RecursionError):
+        raise fail("that is not valid JSON or is nested too deep to decode") from None
+    if not isinstance(decoded, dict):
+        raise fail(f"of JSON text that decodes to {_describe(decoded)}")
+    return decoded
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _validator(
+    schema: dict[str, Any], cache_key: Hashable | None
+) -> Draft202012Validator:
+    """Return the compiled validator of `schema`, checking the schema on first use."""
+    key = cache_key if cache_key is not None else ("id", id(schema))
+    cached = _VALIDATORS.get(key)
+    if cached is not None and (cache_key is not None or cached[0] is schema):
+        return cached[1]
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+    if len(_VALIDATORS) >= _MAX_CACHED_VALIDATORS:
+        _VALIDATORS.pop(next(iter(_VALIDATORS)))
+    _VALIDATORS[key] = (schema, validator)
+    return validator
+
+
+def _schema_problems(
+    schema: dict[str, Any],
+    instance: dict[str, object],
+    repairer: Repairer,
+    cache_key: Hashable | None,
+) -> list[Problem]:
+    """Return the repair problems, then the schema's, stopping past `MAX_PROBLEMS`."""
+    problems = list(repairer.problems)
+    failed_paths = repairer.failed_paths
+    seen: set[tuple[str, str, str]] = set()
+    for error in _validator(schema, cache_key).iter_errors(instance):
+        path = format_path(error.absolute_path)
+        if error.validator == "type" and path in failed_paths:
+            continue
+        for problem in _from_schema_error(error):
+            marker = (problem.path, str(error.validator), problem.message)
+            if marker not in seen:
+                seen.add(marker)
+                problems.append(problem)
+        if len(problems) > MAX_PROBLEMS:
+            break
+    return problems
+
+
+def _from_schema_error(error: SchemaError) -> Iterator[Problem]:
+    """Yield the problems that one jsonschema error stands for."""
+    path = format_path(error.absolute_path)
+    keyword = str(error.validator)
+    instance: Any = error.instance
+    rule: Any = error.validator_value
+    subschema: Any = error.schema if isinstance(error.schema, dict) else {}
+
+    if keyword == "required":
+        yield from _missing_keys(path, instance, rule, subschema)
+    elif keyword == "additionalProperties":
+        yield from _unknown_keys(path, instance, subschema)
+    elif keyword == "type":
+        yield _wrong_type(path, instance, rule)
+    elif keyword == "enum":
+        yield _not_in_enum(path, instance, rule)
+    elif keyword in ("anyOf", "oneOf") and error.context:
+        best = best_match(error.context)
+        yield from _from_schema_error(best)
+    else:
+        yield _bounds_problem(path, keyword, instance, rule, subschema)
+
+
+def _missing_keys(
+    path: str, instance: Any, required: Any, subschema: dict[str, Any]
+) -> Iterator[Problem]:
+    if not isinstance(instance, dict) or not isinstance(required, list):
+        return
+    properties = subschema.get("properties", {})
+    for key in required:
+        if key in instance:
+            continue
+        child = properties.get(key, {}) if isinstance(properties, dict) else {}
+        message = f"missing required key {key!r}"
+        if not path:
+            message += " at top level"
+        description = child.get("description") if isinstance(child, dict) else None
+        if isinstance(description, str) and description:
+            message += f": {cut(description, _DESCRIPTION_LENGTH)}"
+        child_type = child.get("type") if isinstance(child, dict) else None
+        yield Problem(
+            path=path,
+            message=message,
+            expected=_type_text(child_type) if child_type else None,
+        )
+
+
+def _unknown_keys(
+    path: str, instance: Any, subschema: dict[str, Any]
+) -> Iterator[Problem]:
+    if not isinstance(instance, dict):
+        return
+    properties = subschema.get("properties", {})
+    accepted = list(properties) if isinstance(properties, dict) else []
+    patterns = subschema.get("patternProperties", {})
+    for key in instance:
+        if key in accepted or _matches_any_pattern(key, patterns):
+            continue
+        location = "at top level" if not path else ""
+        message = f"unknown key {show(key)}"
+        if location:
+            message += f" {location}"
+        if not accepted:
+            message += "; this object takes no keys"
+            yield Problem(
+                path=path, message=message, value=problem_value(key), allowed=[]
+            )
+            continue
+        ordered = closest_first(key, accepted)
+        closest = closest_match(key, accepted)
+        message += f"; accepted: {', '.join(ordered)}"
+        if closest is not None:
+            message += f"; did you mean {closest!r}?"
+        yield Problem(
+            path=path,
+            message=message,
+            value=problem_value(key),
+            expected="one of the accepted keys",
+            allowed=ordered,
+            closest=closest,
+        )
+
+
+def _matches_any_pattern(key: str, patterns: Any) -> bool:
+    if not isinstance(patterns, dict):
+        return False
+    return any(re.search(pattern, key) for pattern in patterns)
+
+
+def _type_text(declared: Any) -> str:
+    if isinstance(declared, list):
+        return " or ".join(str(name) for name in declared)
+    return str(declared)
+
+
+def _wrong_type(path: str, instance: Any, declared: Any) -> Problem:
+    expected = _type_text(declared)
+    message = f"expected {expected}, got {_describe(instance)}"
+    hint = _type_hint(instance, expected)
+    if hint:
+        message += f"; {hint}"
+    return Problem(
+        path=path, message=message, value=problem_value(instance), expected=expected
+    )
+
+
+def _describe(value: object) -> str:
+    """Return the JSON type and a preview of `value`: "string 'abc'", "null"."""
+    if value is None:
+        return "null"
+    return f"{json_type(value)} {show(value)}"
+
+
+def _type_hint(instance: Any, expected: str) -> str | None:
+    """Return advice for the commonest wrong types, or None."""
+    if instance is None:
+        return "leave an optional key out instead of sending null"
+    if isinstance(instance, bool):
+        return "booleans are not converted to other types"
+    if isinstance(instance, float) and expected == "string":
+        return f"send the number as text, such as {json.dumps(repr(instance))}"
+    if isinstance(instance, str) and expected in ("object", "array"):
+        return f"send the {expected} itself, not text"
+    return None
+
+
+def _not_in_enum(path: str, instance: Any, allowed_values: Any) -> Problem:
+    allowed = (
+        [str(choice) for choice in allowed_values]
+        if isinstance(allowed_values, list)
+        else []
+    )
+    closest = closest_match(instance, allowed) if isinstance(instance, str) else None
+    message = f"{show(instance)} is not one of {', '.join(allowed)}"
+    if closest is not None:
+        message += f"; did you mean {closest!r}?"
+    return Problem(
+        path=path,
+        message=message,
+        value=problem_value(instance),
+        expected=f"one of: {', '.join(allowed)}",
+        allowed=allowed,
+        closest=closest,
+    )
+
+
+def _bounds_problem(
+    path: str, keyword: str, instance: Any, rule: Any, subschema: dict[str, Any]
+) -> Problem:
+    """Return the problem of a length, range, pattern or other keyword error."""
+    value = problem_value(instance)
+    preview = show(instance)
+    kind = json_type(instance)
+    if keyword in ("minLength", "maxLength") and isinstance(instance, str):
+        bound = "at least" if keyword == "minLength" else "at most"
+        expected = f"string of {bound} {_plural(rule, 'character')}"
+        message = f"{preview} has {len(instance)} characters; expected {bound} {rule}"
+    elif keyword in ("minItems", "maxItems") and isinstance(instance, list):
+        bound = "at least" if keyword == "minItems" else "at most"
+        expected = f"array of {bound} {_plural(rule, 'item')}"
+        message = f"array has {len(instance)} items; expected {bound} {rule}"
+    elif keyword in _COMPARISONS:
+        symbol = _COMPARISONS[keyword]
+        expected = f"{kind} {symbol} {rule}"
+        message = f"{preview} is out of range; expected {expected}"
+    elif keyword == "pattern" and isinstance(instance, str):
+        expected = f"string matching {rule}"
+        message = (
+            f"{preview} ({len(instance)} characters) does not match the pattern {rule}"
+        )
+    elif keyword == "const":
+        expected = show(rule)
+        message = f"{preview} is not the required value {expected}"
+    else:
+        expected = f"{keyword}: {cut(json.dumps(rule, default=str), 60)}"
+        message = f"{preview} does not satisfy the schema keyword {expected}"
+    description = subschema.get("description")
+    if keyword in ("pattern", "minLength", "maxLength") and isinstance(
+        description, str
+    ):
+        message += f" ({cut(description, _DESCRIPTION_LENGTH).rstrip('.')})"
+    return Problem(path=path, message=message, value=value, expected=expected)
+
+
+def _plural(count: object, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+_COMPARISONS = {
+    "minimum": ">=",
+    "maximum": "<=",
+    "exclusiveMinimum": ">",
+    "exclusiveMaximum": "<",
+}
+
+
+def _model_problems(error: ModelError) -> Iterator[Problem]:
+    """Yield one problem per pydantic error, with the path from its `loc`."""
+    for detail in error.errors(include_url=False, include_context=False):
+        path = format_path(
+            part for part in detail["loc"] if isinstance(part, str | int)
+        )
+        message = str(detail["msg"])
+        for prefix in _PYDANTIC_PREFIXES:
+            message = message.removeprefix(prefix)
+        received = detail.get("input")
+        scalar = received is None or isinstance(received, str | int | float | bool)
+        yield Problem(
+            path=path,
+            message=message,
+            value=problem_value(received) if scalar else None,
+        )
