@@ -1,6 +1,6 @@
 """The event catalog: a project's events, event properties and user properties.
 
-A catalog file (`TA_CATALOG_FILE`) holds one catalog object or a JSON array of
+A catalog file (`TA_CATALOG_FILE`) contains one catalog object or a JSON array of
 them, one per project; the sandbox serves the same object at `/_sandbox/catalog`.
 A catalog without `projectId` applies to every project that has no catalog of its
 own.

@@ -1,0 +1,171 @@
+"""Prompt files: parsing, rendering and the files shipped in prompts/."""
+
+from pathlib import Path
+
+import pytest
+from mcp import types
+from mcp.shared.exceptions import MCPError
+
+from ta_cohort_mcp.server.prompts import (
+    PromptCatalog,
+    PromptFileError,
+    load_prompts,
+    parse_prompt,
+    prompt_directory,
+)
+
+SHIPPED = {
+    "build_cohort",
+    "build_tag",
+    "refresh_and_report",
+    "review_cohorts",
+    "import_ids",
+}
+
+GOOD = """+++
+name = "greet"
+title = "Greet"
+description = "Say hello."
+
+[[arguments]]
+name = "projectId"
+description = "Project."
+required = true
+
+[[arguments]]
+name = "who"
+description = "Person."
+default = "everyone"
++++
+Hello {{who}} in {{ projectId }}.
+"""
+
+
+def test_prompt_directory_is_repository() -> None:
+    assert prompt_directory() == Path(__file__).resolve().parent.parent / "prompts"
+
+
+def test_shipped_prompts_parse() -> None:
+    assert set(load_prompts()) == SHIPPED
+
+
+def test_shipped_prompts_use_known_argument_names() -> None:
+    known = {
+        "projectId",
+        "clusterName",
+        "eventName",
+        "columnName",
+        "description",
+        "path",
+        "staleDays",
+    }
+    for spec in load_prompts().values():
+        assert set(spec.argument_names()) <= known, spec.name
+
+
+def test_parse_reads_front_matter() -> None:
+    spec = parse_prompt(GOOD, "greet.md")
+    assert spec.name == "greet"
+    assert spec.title == "Greet"
+    assert spec.argument_names() == ["projectId", "who"]
+    assert spec.arguments[0].required is True
+    assert spec.arguments[1].default == "everyone"
+
+
+def test_render_fills_default() -> None:
+    spec = parse_prompt(GOOD, "greet.md")
+    assert spec.render({"projectId": "102"}, {}) == "Hello everyone in 102.\n"
+
+
+def test_render_server_default_for_required() -> None:
+    spec = parse_prompt(GOOD, "greet.md")
+    text = spec.render({"who": "Ann"}, {"projectId": "7"})
+    assert text == "Hello Ann in 7.\n"
+
+
+def test_render_missing_required() -> None:
+    spec = parse_prompt(GOOD, "greet.md")
+    with pytest.raises(ValueError, match="needs the argument 'projectId'"):
+        spec.render({"who": "Ann"}, {})
+
+
+def test_render_unknown_argument_suggests() -> None:
+    spec = parse_prompt(GOOD, "greet.md")
+    with pytest.raises(ValueError, match="did you mean 'projectId'"):
+        spec.render({"projectID": "1"}, {})
+
+
+def test_render_keeps_braces_of_values() -> None:
+    spec = parse_prompt(GOOD, "greet.md")
+    text = spec.render({"projectId": "1", "who": "{{projectId}}"}, {})
+    assert text == "Hello {{projectId}} in 1.\n"
+
+
+def test_listed_argument_with_server_default_optional() -> None:
+    spec = parse_prompt(GOOD, "greet.md")
+    prompt = spec.to_prompt({"projectId": "7"})
+    assert prompt.arguments is not None
+    assert prompt.arguments[0].required is False
+    assert prompt.arguments[0].description == "Project. Default: 7."
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("no front matter", "must start with TOML front matter"),
+        ("+++\nname = \n+++\ntext", "invalid TOML"),
+        ('+++\nname = "a b"\ndescription = "d"\n+++\ntext', "name must be"),
+        ('+++\nname = "a"\n+++\ntext', "description is missing"),
+        (
+            '+++\nname = "a"\ndescription = "d"\nextra = 1\n+++\nx',
+            "unknown front matter",
+        ),
+        (
+            '+++\nname = "a"\ndescription = "d"\n+++\nHi {{who}}',
+            "not a declared argument",
+        ),
+        (
+            '+++\nname = "a"\ndescription = "d"\n[[arguments]]\nname = "who"\n'
+            'description = "w"\n+++\nHi',
+            "never uses",
+        ),
+        (
+            '+++\nname = "a"\ndescription = "d"\n[[arguments]]\nname = "who"\n'
+            'description = "w"\n[[arguments]]\nname = "who"\ndescription = "w"\n'
+            "+++\n{{who}}",
+            "declared twice",
+        ),
+        (
+            '+++\nname = "a"\ndescription = "d"\n[[arguments]]\nname = "who"\n'
+            'description = "w"\nrequired = "yes"\n+++\n{{who}}',
+            "required must be true or false",
+        ),
+    ],
+)
+def test_parse_rejects_invalid_file(text: str, fragment: str) -> None:
+    with pytest.raises(PromptFileError) as caught:
+        parse_prompt(text, "bad.md")
+    assert fragment in str(caught.value)
+    assert str(caught.value).startswith("bad.md")
+
+
+def test_load_rejects_duplicate_names(tmp_path: Path) -> None:
+    (tmp_path / "one.md").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "two.md").write_text(GOOD, encoding="utf-8")
+    with pytest.raises(PromptFileError, match=r"already used by one\.md"):
+        load_prompts(tmp_path)
+
+
+def test_load_skips_readme(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# Prompts\n", encoding="utf-8")
+    (tmp_path / "greet.md").write_text(GOOD, encoding="utf-8")
+    assert list(load_prompts(tmp_path)) == ["greet"]
+
+
+def test_catalog_unknown_prompt_is_invalid_params() -> None:
+    catalog = PromptCatalog(load_prompts(), {})
+    params = types.GetPromptRequestParams(name="build_cohorts")
+    with pytest.raises(MCPError) as caught:
+        catalog.get_result(params)
+    assert caught.value.code == types.INVALID_PARAMS
+    assert "did you mean 'build_cohort'" in caught.value.message
