@@ -710,8 +710,9 @@ def compile_tag(
       takes the first value whose userClusterDef matches.
     - userTagConFirstLastEventDef: the value of the property on the user's first
       (isFirstEvent true) or last event of eventName in the window that matches the
-      filters. Events at the same second are ordered by that value, NULL last, so
-      "first" takes the smallest and "last" the largest. A NULL value gives no tag.
+      filters. Among events at the same second, "first" takes the smallest value
+      and "last" the largest, NULL only when none of them has a value. A NULL value
+      gives no tag.
     - userTagConQuotaDef (indicator value): the measure of the user's events of
       eventName in the window. Users without such events, or whose measure is NULL,
       get no tag.
@@ -797,7 +798,7 @@ def _first_last_query(compiler: _Compiler, event: FirstLastEvent, part: str) -> 
         prop.columnName, TableType.EVENT, f"{prop_part}.columnName"
     )
     rows = _event_scan(compiler, event, part)
-    direction = "ASC NULLS LAST" if event.isFirstEvent else "DESC NULLS FIRST"
+    direction = "ASC NULLS LAST" if event.isFirstEvent else "DESC NULLS LAST"
     order = "ASC" if event.isFirstEvent else "DESC"
     source = _Sql(
         "WITH tagged AS (\n"
