@@ -240,6 +240,10 @@ class RefreshAndWaitArguments(RequestModel):
         le=50,
         description="Seconds to wait at most; the server's limit applies.",
     )
+    startRefresh: bool = Field(
+        default=True,
+        description="false: only wait for a refresh already started.",
+    )
 
     @model_validator(mode="after")
     def _check_one_key(self) -> Self:

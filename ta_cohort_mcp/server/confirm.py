@@ -1,0 +1,79 @@
+"""Confirm tokens of the two-step delete, for clients that cannot ask the user.
+
+A first delete call without `confirm` gets a preview and a token. The token is
+bound to one project and one cluster (by id or by name), works once, and
+expires after `CONFIRM_TTL_SECONDS`.
+"""
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CONFIRM_TTL_SECONDS = 300.0
+# Pending tokens kept at most; the oldest are dropped first.
+MAX_PENDING = 1000
+
+ClusterKey = tuple[int, str, str]
+
+
+def cluster_key(
+    project_id: int, *, cluster_id: int | None, name: str | None
+) -> ClusterKey:
+    """Return the key a token is bound to: project, "id" or "name", and the value."""
+    if cluster_id is not None:
+        return (project_id, "id", str(cluster_id))
+    return (project_id, "name", name or "")
+
+
+@dataclass(frozen=True)
+class _Pending:
+    key: ClusterKey
+    expires_at: float
+
+
+class ConfirmationStore:
+    """Issues and redeems single-use delete tokens; `clock` is monotonic seconds."""
+
+    def __init__(
+        self, clock: Callable[[], float], ttl_seconds: float = CONFIRM_TTL_SECONDS
+    ) -> None:
+        self._clock = clock
+        self._ttl = ttl_seconds
+        self._pending: dict[str, _Pending] = {}
+
+    @property
+    def ttl_seconds(self) -> float:
+        """Seconds a token stays valid after it is issued."""
+        return self._ttl
+
+    def issue(self, key: ClusterKey) -> str:
+        """Return a new token for deleting the cluster `key`."""
+        self._drop_expired()
+        while len(self._pending) >= MAX_PENDING:
+            del self._pending[next(iter(self._pending))]
+        token = secrets.token_urlsafe(12)
+        self._pending[token] = _Pending(key, self._clock() + self._ttl)
+        return token
+
+    def redeem(self, token: str, key: ClusterKey) -> str | None:
+        """Consume `token` for `key`; return None if valid, else why it is not.
+
+        A token given for another cluster stays pending for its own cluster.
+        """
+        self._drop_expired()
+        pending = self._pending.get(token)
+        if pending is None:
+            return (
+                "the confirm token is unknown or expired (tokens last "
+                f"{self._ttl:g} seconds and work once)"
+            )
+        if pending.key != key:
+            return "the confirm token was issued for another project or cluster"
+        del self._pending[token]
+        return None
+
+    def _drop_expired(self) -> None:
+        now = self._clock()
+        expired = [t for t, p in self._pending.items() if p.expires_at <= now]
+        for token in expired:
+            del self._pending[token]

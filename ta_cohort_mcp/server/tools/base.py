@@ -1,0 +1,93 @@
+"""What a tool is made of: its listing, its handler, and the call a handler gets."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from mcp import types
+from pydantic import BaseModel
+
+from ta_cohort_mcp.client import TAClient
+from ta_cohort_mcp.server.state import Context, ServerState
+
+JsonSchema = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Outcome:
+    """A successful result: a short text and the structured content it summarises."""
+
+    text: str
+    structured: dict[str, Any]
+
+
+@dataclass
+class Call(Generic[M]):
+    """One validated tool call, as a handler receives it."""
+
+    ctx: Context
+    state: ServerState
+    arguments: M
+    repairs: list[str] = field(default_factory=list)
+
+    @property
+    def client(self) -> TAClient:
+        """The TA client of this call's connection."""
+        return self.state.client(self.ctx)
+
+
+Handler = Callable[[Call[Any]], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool: how it is listed, how its arguments are checked, and its handler.
+
+    `typed_model` and `typed_properties` are for tools whose published schema
+    leaves a definition untyped to save space: the call is checked against the
+    published schema with those properties replaced by the full schema files,
+    and parsed into `typed_model` instead of the published arguments model.
+    """
+
+    name: str
+    title: str
+    description: str
+    handler: Handler
+    output_schema: JsonSchema
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool = True
+    typed_model: type[BaseModel] | None = None
+    typed_properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> bool:
+        """Whether the tool changes anything in TA; read-only mode removes these."""
+        return not self.read_only
+
+    def annotations(self) -> types.ToolAnnotations:
+        """Return the MCP hints of this tool."""
+        return types.ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+def output_schema(properties: dict[str, Any], required: list[str]) -> JsonSchema:
+    """Return a compact output schema: nested values are plain objects or arrays."""
+    schema: JsonSchema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+INTEGER = {"type": "integer"}
+STRING = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
+OBJECT = {"type": "object"}
+OBJECTS = {"type": "array", "items": {"type": "object"}}

@@ -1,0 +1,366 @@
+"""Tools that no endpoint has: validate_definition and refresh_and_wait."""
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import anyio
+from pydantic import BaseModel
+
+from ta_cohort_mcp.models import (
+    ClusterDefinition,
+    ClusterDetail,
+    EventCondition,
+    Filter,
+    TagDefinition,
+)
+from ta_cohort_mcp.models.tools import (
+    RefreshAndWaitArguments,
+    UserClusterAddArguments,
+    ValidateDefinitionArguments,
+)
+from ta_cohort_mcp.schemas import load_schema
+from ta_cohort_mcp.server.problems import Problem
+from ta_cohort_mcp.server.results import ToolFailure, compact
+from ta_cohort_mcp.server.state import Context
+from ta_cohort_mcp.server.tools.base import (
+    BOOLEAN,
+    INTEGER,
+    OBJECT,
+    OBJECTS,
+    STRING,
+    Call,
+    Outcome,
+    ToolSpec,
+    output_schema,
+)
+from ta_cohort_mcp.server.tools.clusters import (
+    cluster_data,
+    describe_cluster,
+    progress_text,
+)
+from ta_cohort_mcp.server.validation import ArgumentError, validate_arguments
+
+logger = logging.getLogger(__name__)
+
+
+def _prefixed(problem: Problem, prefix: str) -> Problem:
+    path = problem.path
+    if not path:
+        joined = prefix
+    elif path.startswith("["):
+        joined = prefix + path
+    else:
+        joined = f"{prefix}.{path}"
+    return dataclasses.replace(problem, path=joined)
+
+
+def _check_part(
+    stem: str, value: dict[str, Any], model: type[BaseModel], prefix: str
+) -> tuple[BaseModel | None, list[Problem], list[str]]:
+    """Validate one part against its schema file and model; return model, problems, repairs."""
+    try:
+        validated = validate_arguments(load_schema(stem), value, model, cache_key=stem)
+    except ArgumentError as error:
+        return None, [_prefixed(p, prefix) for p in error.problems], []
+    repairs = [f"{prefix}.{repair}" for repair in validated.repairs]
+    return validated.model, [], repairs
+
+
+def summarize_cluster(definition: ClusterDefinition) -> str:
+    """Return a one-sentence summary of a cluster definition."""
+    parts = []
+    events = definition.events or []
+    if events:
+        joiner = f" {(definition.event_relation or 'and')} "
+        parts.append("did " + joiner.join(_event_text(e) for e in events))
+    filts = definition.filts or []
+    if filts:
+        joiner = f" {(definition.relation or 'and')} "
+        parts.append("has " + joiner.join(_filter_text(f) for f in filts))
+    relation = definition.event_user_relation or "and"
+    return f"users who {f' {relation} '.join(parts)}"
+
+
+def _event_text(event: EventCondition) -> str:
+    measure = event.taPropQuota.analysis.value
+    if event.taPropQuota.quota:
+        measure += f"({event.taPropQuota.quota})"
+    window = (
+        f"in recentDay {event.recentDay}"
+        if event.recentDay
+        else f"from {event.startTime} to {event.endTime}"
+    )
+    text = f"{event.eventName} with {measure} {event.comparator.value} {event.num} {window}"
+    if event.filts:
+        text += " where " + " and ".join(_filter_text(f) for f in event.filts)
+    return text
+
+
+def _filter_text(item: Filter) -> str:
+    values = ",".join(item.ftv or [])
+    text = f"{item.tableType.value} {item.columnName} {item.comparator.value}"
+    return f"{text} {values}" if values else text
+
+
+def summarize_tag(definition: TagDefinition) -> str:
+    """Return a one-sentence summary of a tag definition."""
+    if definition.userTagValueDefs:
+        values = [
+            f"{d.tagValue!r} for {summarize_cluster(d.userClusterDef)}"
+            for d in definition.userTagValueDefs
+        ]
+        return "custom condition tag: " + "; then ".join(values)
+    if definition.userTagConFirstLastEventDef:
+        event = definition.userTagConFirstLastEventDef.userTagConFirstLastEvent
+        which = "first" if event.isFirstEvent else "last"
+        column = event.calcPropVo.property.columnName
+        return f"first/last event tag: {column} of the {which} {event.eventName}"
+    assert definition.userTagConQuotaDef is not None
+    quota = definition.userTagConQuotaDef.userTagConQuotaEvent
+    measure = quota.analysis.value + (f"({quota.quota})" if quota.quota else "")
+    return f"indicator value tag: {measure} of {quota.eventName}"
+
+
+def _summary(model: BaseModel) -> str:
+    if isinstance(model, ClusterDefinition):
+        return "qp: " + summarize_cluster(model)
+    if isinstance(model, TagDefinition):
+        return "tagQp: " + summarize_tag(model)
+    assert isinstance(model, UserClusterAddArguments)
+    kind = "tag" if model.tagQp is not None else "cluster"
+    definition = (
+        summarize_tag(model.tagQp) if model.tagQp else summarize_cluster(model.qp)  # type: ignore[arg-type]
+    )
+    return (
+        f"body: {kind} {model.clusterName!r} in project {model.projectId}, {definition}"
+    )
+
+
+async def _validate_definition(call: Call[ValidateDefinitionArguments]) -> Outcome:
+    arguments = call.arguments
+    parts: list[tuple[str, dict[str, Any], type[BaseModel], str]] = []
+    if arguments.qp is not None:
+        parts.append(("qp", arguments.qp, ClusterDefinition, "qp"))
+    if arguments.tagQp is not None:
+        parts.append(("tagQp", arguments.tagQp, TagDefinition, "tagQp"))
+    if arguments.body is not None:
+        body = dict(arguments.body)
+        default = call.state.settings.project_id
+        if "projectId" not in body and default is not None:
+            body["projectId"] = default
+        parts.append(("tools/user_cluster_add", body, UserClusterAddArguments, "body"))
+    problems: list[Problem] = []
+    repairs: list[str] = []
+    summaries: list[str] = []
+    for stem, value, model, prefix in parts:
+        parsed, found, fixed = _check_part(stem, value, model, prefix)
+        problems += found
+        repairs += fixed
+        if parsed is not None:
+            problems += await _catalog_problems(call, parsed, prefix)
+            summaries.append(_summary(parsed))
+    call.repairs.extend(repairs)
+    entries = [compact(dataclasses.asdict(p)) for p in problems]
+    if problems:
+        lines = [f"Not valid ({len(problems)} problems); nothing was sent:"]
+        lines += [
+            f"- {p.path}: {p.message}" if p.path else f"- {p.message}" for p in problems
+        ]
+        return Outcome("\n".join(lines), {"valid": False, "problems": entries})
+    summary = "; ".join(summaries)
+    return Outcome(
+        f"Valid; nothing was sent. {summary}", {"valid": True, "summary": summary}
+    )
+
+
+async def _catalog_problems(
+    call: Call[Any], parsed: BaseModel, prefix: str
+) -> list[Problem]:
+    """Return the problems the registered definition checker finds, if there is one."""
+    checker = call.state.definition_checker
+    if checker is None:
+        return []
+    project_id = getattr(parsed, "projectId", None) or call.state.settings.project_id
+    if isinstance(parsed, UserClusterAddArguments):
+        definition: Any = parsed.tagQp or parsed.qp
+        prefix += ".tagQp" if parsed.tagQp else ".qp"
+    else:
+        definition = parsed
+    return list(await checker(call.ctx, project_id, definition, prefix))
+
+
+def progress_token(ctx: Context) -> object | None:
+    """Return the progress token of the request, or None when it sent none."""
+    meta: Any = ctx.meta or {}
+    token: object | None = meta.get("progressToken", meta.get("progress_token"))
+    return token
+
+
+async def _refresh_and_wait(call: Call[RefreshAndWaitArguments]) -> Outcome:
+    arguments = call.arguments
+    settings = call.state.settings
+    budget = min(arguments.waitSeconds or settings.wait_seconds, settings.wait_seconds)
+    label = (
+        f"cluster {arguments.clusterId}"
+        if arguments.clusterId is not None
+        else f"cluster {arguments.clusterName!r}"
+    )
+    waiter = _Waiter(call, label)
+    try:
+        with anyio.move_on_after(budget):
+            if arguments.startRefresh:
+                await waiter.start()
+            return await waiter.wait_until_done()
+    except anyio.get_cancelled_exc_class():
+        logger.warning(
+            "refresh_and_wait for %s in project %s was cancelled; the refresh may "
+            "still run on the server",
+            label,
+            arguments.projectId,
+        )
+        raise
+    return waiter.timed_out(budget)
+
+
+class _Waiter:
+    """Starts a refresh, then polls its progress and reports it to the caller."""
+
+    def __init__(self, call: Call[RefreshAndWaitArguments], label: str) -> None:
+        self.call = call
+        self.arguments = call.arguments
+        self.label = label
+        self.progress: int | None = None
+        self.started = time.monotonic()
+        self.token = progress_token(call.ctx)
+        self.reported = -1.0
+
+    async def start(self) -> None:
+        client, arguments = self.call.client, self.arguments
+        if arguments.clusterId is not None:
+            await client.user_cluster_refresh(arguments.projectId, arguments.clusterId)
+        else:
+            assert arguments.clusterName is not None
+            await client.user_cluster_refresh_by_name(
+                arguments.projectId, arguments.clusterName
+            )
+
+    async def poll(self) -> int:
+        client, arguments = self.call.client, self.arguments
+        if arguments.clusterId is not None:
+            result = await client.user_cluster_refresh_progress(
+                arguments.projectId, arguments.clusterId
+            )
+        else:
+            assert arguments.clusterName is not None
+            result = await client.user_cluster_refresh_progress_by_name(
+                arguments.projectId, arguments.clusterName
+            )
+        return result.progress
+
+    async def report(self, progress: int) -> None:
+        # Progress notifications must increase, and go out only when asked for.
+        value = float(max(progress, 0))
+        if self.token is None or value <= self.reported:
+            return
+        self.reported = value
+        await self.call.ctx.session.report_progress(
+            value, 100.0, f"{self.label}: {progress_text(progress)}"
+        )
+
+    async def wait_until_done(self) -> Outcome:
+        interval = self.call.state.settings.poll_interval
+        while True:
+            self.progress = await self.poll()
+            await self.report(self.progress)
+            if self.progress >= 100:
+                return await self.finished()
+            if self.progress < 0:
+                raise ToolFailure(
+                    "refresh_failed",
+                    f"The refresh of {self.label} failed on the TA server (progress "
+                    f"{self.progress}). Check its definition with user_cluster_detail "
+                    "and validate_definition, then refresh again.",
+                    progress=self.progress,
+                )
+            await anyio.sleep(interval)
+
+    async def finished(self) -> Outcome:
+        arguments = self.arguments
+        cluster: ClusterDetail = await self.call.client.user_cluster_detail(
+            arguments.projectId,
+            cluster_id=arguments.clusterId,
+            cluster_name=arguments.clusterName,
+        )
+        elapsed = time.monotonic() - self.started
+        text = f"Refresh done in {elapsed:.1f} s: {describe_cluster(cluster)}."
+        structured = {
+            "done": True,
+            "progress": 100,
+            "usersNum": cluster.usersNum,
+            "cluster": cluster_data(cluster),
+        }
+        return Outcome(text, structured)
+
+    def timed_out(self, budget: float) -> Outcome:
+        progress = self.progress
+        shown = progress_text(progress) if progress is not None else "no progress yet"
+        following = (
+            "user_cluster_refresh_progress"
+            if self.arguments.clusterId is not None
+            else "user_cluster_refresh_progress_by_name"
+        )
+        next_step = (
+            f"The refresh is still running on the server. Follow it with {following}, "
+            "or call refresh_and_wait again with startRefresh false to keep waiting "
+            "without starting another refresh."
+        )
+        text = f"Not done after {budget:g} s ({self.label}: {shown}). {next_step}"
+        structured = {"done": False, "progress": progress, "next": next_step}
+        return Outcome(text, structured)
+
+
+EXTRA_TOOLS = [
+    ToolSpec(
+        name="validate_definition",
+        title="Check a definition",
+        description=(
+            "Check a qp, a tagQp, or whole user_cluster_add arguments (body) without "
+            "sending anything; returns the problems, or valid and a summary. "
+            'Example: {"qp":{"filts":[{"columnName":"user_level","comparator":'
+            '"equal","ftv":["3"],"tableType":"user"}]}}'
+        ),
+        handler=_validate_definition,
+        output_schema=output_schema(
+            {"valid": BOOLEAN, "summary": STRING, "problems": OBJECTS}, ["valid"]
+        ),
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+    ),
+    ToolSpec(
+        name="refresh_and_wait",
+        title="Refresh and wait for the count",
+        description=(
+            "Refresh a cluster or tag by clusterId or clusterName, wait for it and "
+            "return usersNum. Returns in under 50 s with the progress so far if TA "
+            'is slower. Example: {"projectId":102,"clusterId":970}'
+        ),
+        handler=_refresh_and_wait,
+        output_schema=output_schema(
+            {
+                "done": BOOLEAN,
+                "progress": INTEGER,
+                "usersNum": INTEGER,
+                "cluster": OBJECT,
+                "next": STRING,
+            },
+            ["done"],
+        ),
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+    ),
+]

@@ -1,0 +1,119 @@
+"""Reading id-upload files, only from the configured upload directory.
+
+A tool's caller chooses the path, so a path is read only when it resolves to a
+regular file inside the upload directory. Symlinks are resolved with
+`os.path.realpath` before the check, so a link that leads out is rejected. The
+file is opened with O_NOFOLLOW and O_NONBLOCK (a FIFO cannot block the open),
+and `fstat` of the open descriptor must show the same regular file that was
+checked. Nothing is read before every check has passed.
+"""
+
+import os
+import stat
+from pathlib import Path
+
+from ta_cohort_mcp.server.results import ToolFailure
+
+# Largest upload file read, in bytes; larger sets are split into several uploads.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _rejected(message: str) -> ToolFailure:
+    return ToolFailure("path_rejected", message)
+
+
+def resolve_upload_path(path: str, upload_dir: Path | None) -> Path:
+    """Return the real path of `path` inside `upload_dir`.
+
+    A relative path is taken relative to `upload_dir`.
+
+    Raises:
+        ToolFailure: no upload directory is configured, or the path leads
+            outside it, does not exist, or is not a regular file.
+    """
+    if upload_dir is None:
+        raise _rejected(
+            "file uploads are off: the server has no upload directory (TA_UPLOAD_DIR); "
+            "send the ids inline with ids or rows"
+        )
+    if "\x00" in path:
+        raise _rejected("path contains a NUL character; give a plain file name")
+    root = Path(os.path.realpath(upload_dir))
+    candidate = Path(path) if os.path.isabs(path) else root / path
+    real = Path(os.path.realpath(candidate))
+    if not real.is_relative_to(root):
+        raise _rejected(
+            f"path {path!r} is outside the upload directory; put the file under "
+            f"the upload directory and give its name relative to it"
+        )
+    try:
+        info = os.lstat(real)
+    except FileNotFoundError:
+        raise _rejected(
+            f"path {path!r} does not exist in the upload directory"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _rejected(f"path {path!r} is not a regular file ({_kind(info.st_mode)})")
+    return real
+
+
+def read_upload_file(real: Path) -> str:
+    """Return the UTF-8 text of the regular file `real`, checked again once opened.
+
+    Raises:
+        ToolFailure: the file changed into something else since it was checked,
+            is larger than MAX_FILE_BYTES, or is not UTF-8.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(real, flags)
+    except OSError as error:
+        raise _rejected(f"cannot open {real.name!r}: {error.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise _rejected(
+                f"{real.name!r} is not a regular file ({_kind(info.st_mode)})"
+            )
+        if info.st_size > MAX_FILE_BYTES:
+            raise _rejected(
+                f"{real.name!r} has {info.st_size} bytes, more than the "
+                f"{MAX_FILE_BYTES} bytes one upload reads; split it into several files"
+            )
+        data = handle.read(MAX_FILE_BYTES + 1)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _rejected(
+            f"{real.name!r} is not valid UTF-8 (byte {error.start}); save it as UTF-8"
+        ) from None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "not a regular file"
+
+
+def split_rows(
+    text: str, *, with_values: bool
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Split file text into ids, or into (id, value) pairs at each line's first comma."""
+    lines = text.splitlines()
+    if not with_values:
+        return [line for line in lines if line.strip()], []
+    pairs = []
+    for line in lines:
+        if not line.strip():
+            continue
+        user_id, _, value = line.partition(",")
+        pairs.append((user_id, value))
+    return [], pairs
