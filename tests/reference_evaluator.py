@@ -197,7 +197,7 @@ class ReferenceEvaluator:
                 )
                 for item in event.filts or []
             )
-            if _all_or_any(list(checks), event.relation):
+            if not event.filts or _all_or_any(list(checks), event.relation):
                 rows.append(row)
         return rows
 

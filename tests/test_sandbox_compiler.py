@@ -6,6 +6,7 @@ its users (or tags) with what `reference_evaluator` computes from the same rows.
 
 import datetime
 import math
+import random
 from typing import Any
 
 import duckdb
@@ -224,7 +225,7 @@ def event_filter(column: str, comparator: str, *values: str) -> dict[str, Any]:
     }
 
 
-def did(
+def event_condition(
     event: str,
     comparator: str = "greater",
     num: str = "0",
@@ -373,7 +374,11 @@ def test_event_filter_comparator(
     comparator: str,
     values: list[str],
 ) -> None:
-    qp = {"events": [did(event, filts=[event_filter(column, comparator, *values)])]}
+    qp = {
+        "events": [
+            event_condition(event, filts=[event_filter(column, comparator, *values)])
+        ]
+    }
     users = assert_same_cluster(connection, evaluator, qp)
     assert users
 
@@ -414,7 +419,7 @@ def test_event_measure(
 ) -> None:
     qp = {
         "events": [
-            did(
+            event_condition(
                 event,
                 comparator,
                 num,
@@ -431,8 +436,12 @@ def test_event_measure(
 def test_times_zero_matches_users_without_events(
     connection: duckdb.DuckDBPyConnection,
 ) -> None:
-    never = cluster_users(connection, {"events": [did("pay", "equal", "0")]})
-    ever = cluster_users(connection, {"events": [did("pay", "greater", "0")]})
+    never = cluster_users(
+        connection, {"events": [event_condition("pay", "equal", "0")]}
+    )
+    ever = cluster_users(
+        connection, {"events": [event_condition("pay", "greater", "0")]}
+    )
     assert never
     assert never.isdisjoint(ever)
     assert len(never) + len(ever) == USERS
@@ -443,24 +452,33 @@ def test_sum_without_events_matches_nobody(
 ) -> None:
     below = cluster_users(
         connection,
-        {"events": [did("pay", "less", "1000000", analysis="SUM", quota="pay_amount")]},
+        {
+            "events": [
+                event_condition(
+                    "pay", "less", "1000000", analysis="SUM", quota="pay_amount"
+                )
+            ]
+        },
     )
-    payers = cluster_users(connection, {"events": [did("pay", "greater", "0")]})
+    payers = cluster_users(
+        connection, {"events": [event_condition("pay", "greater", "0")]}
+    )
     assert below == payers
 
 
 RELATION_CASES: list[dict[str, Any]] = [
+    {"events": [event_condition("pay", filts=[], relation="or")], "filts": []},
     {
         "events": [
-            did("consume_item", "greater", "4", recent_day="1-7"),
-            did("pay", "greater", "0", recent_day="0-1"),
+            event_condition("consume_item", "greater", "4", recent_day="1-7"),
+            event_condition("pay", "greater", "0", recent_day="0-1"),
         ],
         "event_relation": "and",
     },
     {
         "events": [
-            did("consume_item", "greater", "4", recent_day="1-7"),
-            did("pay", "greater", "0", recent_day="0-1"),
+            event_condition("consume_item", "greater", "4", recent_day="1-7"),
+            event_condition("pay", "greater", "0", recent_day="0-1"),
         ],
         "event_relation": "or",
     },
@@ -479,18 +497,18 @@ RELATION_CASES: list[dict[str, Any]] = [
         "relation": "or",
     },
     {
-        "events": [did("pay", "greater", "0", recent_day="0-1")],
+        "events": [event_condition("pay", "greater", "0", recent_day="0-1")],
         "filts": [user_filter("channel", "equal", "taptap")],
         "event_user_relation": "or",
     },
     {
-        "events": [did("pay", "greater", "0", recent_day="0-1")],
+        "events": [event_condition("pay", "greater", "0", recent_day="0-1")],
         "filts": [user_filter("channel", "equal", "taptap")],
         "event_user_relation": "and",
     },
     {
         "events": [
-            did(
+            event_condition(
                 "pay",
                 filts=[
                     event_filter("#os", "equal", "ios"),
@@ -502,7 +520,7 @@ RELATION_CASES: list[dict[str, Any]] = [
     },
     {
         "events": [
-            did(
+            event_condition(
                 "pay",
                 filts=[
                     event_filter("#os", "equal", "ios"),
@@ -514,9 +532,9 @@ RELATION_CASES: list[dict[str, Any]] = [
     },
     {
         "events": [
-            did("login", "greater", "10"),
-            did("pay", "equal", "0"),
-            did(
+            event_condition("login", "greater", "10"),
+            event_condition("pay", "equal", "0"),
+            event_condition(
                 "share", "range", "1,2", filts=[event_filter("#os", "notEqual", "ios")]
             ),
         ],
@@ -542,8 +560,8 @@ def test_relations(
 
 
 def test_or_relation_widens_and(connection: duckdb.DuckDBPyConnection) -> None:
-    both = cluster_users(connection, RELATION_CASES[2])
-    either = cluster_users(connection, RELATION_CASES[3])
+    both = cluster_users(connection, RELATION_CASES[3])
+    either = cluster_users(connection, RELATION_CASES[4])
     assert both < either
 
 
@@ -581,7 +599,7 @@ def test_window(
     evaluator: ReferenceEvaluator,
     window: dict[str, Any],
 ) -> None:
-    qp = {"events": [did("login", "greater", "1", **window)]}
+    qp = {"events": [event_condition("login", "greater", "1", **window)]}
     users = assert_same_cluster(connection, evaluator, qp)
     assert users
 
@@ -590,13 +608,14 @@ def test_recent_day_wins_over_absolute_bounds(
     connection: duckdb.DuckDBPyConnection,
 ) -> None:
     relative = cluster_users(
-        connection, {"events": [did("login", "greater", "1", recent_day="1-7")]}
+        connection,
+        {"events": [event_condition("login", "greater", "1", recent_day="1-7")]},
     )
     both = cluster_users(
         connection,
         {
             "events": [
-                did(
+                event_condition(
                     "login",
                     "greater",
                     "1",
@@ -630,7 +649,9 @@ def test_window_bounds_exact() -> None:
                 "VALUES (1, 1, 'consume_item', ?)",
                 [moment],
             )
-        count = {"events": [did("consume_item", "equal", "2", recent_day="1-7")]}
+        count = {
+            "events": [event_condition("consume_item", "equal", "2", recent_day="1-7")]
+        }
         query = compile_cluster(
             ClusterDefinition.model_validate(count), project_id=1, today=TODAY
         )
@@ -718,7 +739,7 @@ def test_custom_tag_first_value_wins(
             {
                 "tagValue": "payer",
                 "userClusterDef": {
-                    "events": [did("pay", recent_day="0-30")],
+                    "events": [event_condition("pay", recent_day="0-30")],
                     "filts": [],
                 },
             },
@@ -919,30 +940,50 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "cluster",
-        {"events": [did("pay", filts=[user_filter("user_level", "equal", "3")])]},
+        {
+            "events": [
+                event_condition("pay", filts=[user_filter("user_level", "equal", "3")])
+            ]
+        },
         "qp.events[0].filts[0].tableType",
     ),
     (
         "cluster",
-        {"events": [did("pay", filts=[event_filter("pay_amout", "greater", "3")])]},
+        {
+            "events": [
+                event_condition(
+                    "pay", filts=[event_filter("pay_amout", "greater", "3")]
+                )
+            ]
+        },
         "qp.events[0].filts[0].columnName",
     ),
     (
         "cluster",
-        {"events": [did("pay", filts=[event_filter("pay_amount", "greater", "lots")])]},
+        {
+            "events": [
+                event_condition(
+                    "pay", filts=[event_filter("pay_amount", "greater", "lots")]
+                )
+            ]
+        },
         "qp.events[0].filts[0].ftv[0]",
     ),
     (
         "cluster",
-        {"events": [did("pay", analysis="SUM", quota="pay_amout")]},
+        {"events": [event_condition("pay", analysis="SUM", quota="pay_amout")]},
         "qp.events[0].taPropQuota.quota",
     ),
     (
         "cluster",
-        {"events": [did("pay", analysis="AVG", quota="item_id")]},
+        {"events": [event_condition("pay", analysis="AVG", quota="item_id")]},
         "qp.events[0].taPropQuota.quota",
     ),
-    ("cluster", {"events": [did("pay", "range", "5,1")]}, "qp.events[0].num"),
+    (
+        "cluster",
+        {"events": [event_condition("pay", "range", "5,1")]},
+        "qp.events[0].num",
+    ),
     (
         "tag",
         {
@@ -1089,7 +1130,9 @@ def test_uncastable_value_error_names_value() -> None:
 def test_values_are_bound_parameters(connection: duckdb.DuckDBPyConnection) -> None:
     qp = {
         "events": [
-            did(INJECTION, filts=[event_filter("item_id", "include", INJECTION)])
+            event_condition(
+                INJECTION, filts=[event_filter("item_id", "include", INJECTION)]
+            )
         ],
         "filts": [
             user_filter("nickname", "equal", INJECTION),
@@ -1234,3 +1277,89 @@ def test_catalog_of_empty_project(connection: duckdb.DuckDBPyConnection) -> None
     catalog = sample_catalog(connection, 999)
     assert catalog["events"] == []
     assert catalog["userProperties"]
+
+
+# Building blocks of random definitions: event -> quota properties by analysis,
+# and filters that fit each event or the user table.
+RANDOM_MEASURES: dict[str, list[tuple[str, str | None]]] = {
+    "consume_item": [("TIMES", None), ("SUM", "item_count"), ("DISTINCT", "item_id")],
+    "pay": [("TIMES", None), ("SUM", "pay_amount"), ("MAX", "test_num")],
+    "fight_success": [("TIMES", None), ("MIN", "level"), ("DISTINCT", "stage")],
+    "login": [("TIMES", None), ("DISTINCT", "#app_version")],
+    "activity_attend": [("TIMES", None), ("DISTINCT", "activity_reward")],
+}
+RANDOM_EVENT_FILTERS = [
+    event_filter("#os", "equal", "android"),
+    event_filter("#os", "notEqual", "ios", "mac"),
+    event_filter("#app_version", "include", "2.0"),
+    event_filter("#event_time", "greater", "2019-12-25 08:00:00"),
+]
+RANDOM_USER_FILTERS = [
+    user_filter("user_level", "range", "2", "5"),
+    user_filter("vip", "isFalse"),
+    user_filter("country", "equal", "CN", "JP"),
+    user_filter("total_pay", "isNull"),
+    user_filter("nickname", "regexMatch", "^[^A-Z]"),
+    user_filter("register_time", "less", "2019-12-20"),
+]
+RANDOM_WINDOWS: list[dict[str, str | None]] = [
+    {"recent_day": "0-6"},
+    {"recent_day": "1-30"},
+    {"recent_day": "0-59"},
+    {
+        "recent_day": None,
+        "startTime": "2019-12-10 00:00:00",
+        "endTime": "2019-12-24 00:00:00",
+    },
+]
+
+
+def random_definition(seed: int) -> dict[str, Any]:
+    """A definition built at random from the blocks above, the same for a seed."""
+    chooser = random.Random(seed)
+    events = []
+    for _ in range(chooser.randint(0, 3)):
+        name = chooser.choice(list(RANDOM_MEASURES))
+        analysis, quota = chooser.choice(RANDOM_MEASURES[name])
+        comparator = chooser.choice(["greater", "less", "range", "equal"])
+        if comparator == "range":
+            low = chooser.randint(0, 4)
+            num = f"{low},{low + chooser.randint(0, 10)}"
+        else:
+            num = str(chooser.randint(0, 12))
+        filts = chooser.sample(RANDOM_EVENT_FILTERS, chooser.randint(0, 2))
+        events.append(
+            event_condition(
+                name,
+                comparator,
+                num,
+                analysis=analysis,
+                quota=quota,
+                filts=filts,
+                relation=chooser.choice(["and", "or"]),
+                **chooser.choice(RANDOM_WINDOWS),
+            )
+        )
+    minimum_filters = 0 if events else 1
+    filts = chooser.sample(RANDOM_USER_FILTERS, chooser.randint(minimum_filters, 3))
+    return {
+        "events": events,
+        "event_relation": chooser.choice(["and", "or"]),
+        "filts": filts,
+        "relation": chooser.choice(["and", "or"]),
+        "event_user_relation": chooser.choice(["and", "or"]),
+    }
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_definition(
+    connection: duckdb.DuckDBPyConnection, evaluator: ReferenceEvaluator, seed: int
+) -> None:
+    assert_same_cluster(connection, evaluator, random_definition(seed))
+
+
+def test_random_definitions_find_users(connection: duckdb.DuckDBPyConnection) -> None:
+    found = [
+        bool(cluster_users(connection, random_definition(seed))) for seed in range(60)
+    ]
+    assert sum(found) > 30

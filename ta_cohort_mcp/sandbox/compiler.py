@@ -1,9 +1,9 @@
 """Compile cluster definitions (`qp`) and tag definitions (`tagQp`) into DuckDB SQL.
 
 Each definition becomes one query over `ta_user` and `ta_event` (see
-`ta_cohort_mcp.sandbox.data`) with `?` placeholders and a list of bound values:
-no value of a definition is ever written into the SQL text, and every column
-name is checked against the table's columns before it is quoted into the SQL.
+`ta_cohort_mcp.sandbox.data`) with `?` placeholders and a list of bound values.
+No value of a definition is written into the SQL text. Every column name is
+checked against the table's columns before it is quoted into the SQL.
 A definition that cannot be evaluated raises `DefinitionError` naming the JSON
 path of the part at fault, before any SQL runs.
 
@@ -132,7 +132,7 @@ class DefinitionError(Exception):
     """A definition that the sandbox cannot evaluate.
 
     `part` is the JSON path of the part at fault, such as
-    `qp.events[0].taPropQuota.quota`, and `message` says what is wrong with it.
+    `qp.events[0].taPropQuota.quota`, and `message` states what is wrong with it.
     """
 
     def __init__(self, part: str, message: str) -> None:
@@ -222,9 +222,10 @@ class _Schema:
             hint = closest_names(column_name, known)
             if column_name in other and column_name not in _INTERNAL_COLUMNS:
                 other_kind = "event" if table is TableType.USER else "user"
+                article = "an" if other_kind == "event" else "a"
                 message += (
-                    f"; {column_name!r} is an {other_kind} property, which a {kind} "
-                    "filter cannot use"
+                    f"; {column_name!r} is {article} {other_kind} property, which a "
+                    f"{kind} filter cannot use"
                 )
             elif hint:
                 message += f"; did you mean {hint[0]!r}?"
@@ -308,7 +309,7 @@ class _Compiler:
 
         recentDay "A-B" runs from 00:00:00 B days before `today` to the end of the
         day A days before it. Absolute bounds are inclusive, and an endTime of
-        00:00:00 stands for the end of that day. recentDay wins over absolute bounds.
+        00:00:00 means the end of that day. recentDay wins over absolute bounds.
         """
         if recent_day is not None:
             nearest, farthest = (int(day) for day in recent_day.split("-"))
