@@ -1,14 +1,67 @@
-"""Placeholder subcommand, replaced by its implementation."""
+"""`ta-cohort-mcp serve`: run the MCP server over stdio or streamable HTTP.
+
+Settings come from flags and `TA_` environment variables (see
+`ta_cohort_mcp.config`). With `--sandbox`, the bundled sandbox starts in this
+process on a free loopback port and the server points at it; DuckDB is
+imported only then.
+"""
 
 import argparse
+import logging
 import sys
+
+from ta_cohort_mcp import config
+
+logger = logging.getLogger(__name__)
+
+EXIT_SETTINGS = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add this subcommand's options (none yet)."""
+    """Add the options of `ta-cohort-mcp serve`: one flag per setting."""
+    config.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Report that the subcommand is not built yet."""
-    print(f"ta-cohort-mcp {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+    """Run the server until the client disconnects or the process is interrupted."""
+    try:
+        settings = config.load_settings(args)
+    except config.SettingsError as error:
+        print(f"ta-cohort-mcp serve: {error}", file=sys.stderr)
+        return EXIT_SETTINGS
+    config.configure_logging(settings.log_level)
+    try:
+        if settings.sandbox:
+            return _serve_on_sandbox(settings)
+        return serve(settings)
+    except KeyboardInterrupt:
+        logger.info("interrupted; stopping")
+        return 130
+
+
+def serve(settings: config.Settings) -> int:
+    """Build the server for `settings` and serve it on the configured transport."""
+    import anyio
+
+    from ta_cohort_mcp.server.app import build_server
+    from ta_cohort_mcp.server.transports import serve_http, serve_stdio
+
+    try:
+        server = build_server(settings)
+    except config.SettingsError as error:
+        print(f"ta-cohort-mcp serve: {error}", file=sys.stderr)
+        return EXIT_SETTINGS
+    if settings.transport == "http":
+        anyio.run(serve_http, server, settings)
+    else:
+        anyio.run(serve_stdio, server)
+    return 0
+
+
+def _serve_on_sandbox(settings: config.Settings) -> int:
+    from ta_cohort_mcp.sandbox import SandboxConfig, SandboxServer
+
+    logger.info("starting the sandbox in-process")
+    with SandboxServer(SandboxConfig()) as sandbox:
+        logger.info("sandbox listening on %s", sandbox.base_url)
+        return serve(settings.with_backend(sandbox.base_url, sandbox.token))

@@ -70,7 +70,6 @@ class ToolSpec:
     def annotations(self) -> types.ToolAnnotations:
         """Return the MCP hints of this tool."""
         return types.ToolAnnotations(
-            title=self.title,
             read_only_hint=self.read_only,
             destructive_hint=self.destructive,
             idempotent_hint=self.idempotent,

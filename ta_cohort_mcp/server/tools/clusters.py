@@ -33,11 +33,9 @@ from ta_cohort_mcp.server.tools.base import (
 )
 
 _CLUSTER_EXAMPLE = (
-    '{"projectId":102,"clusterName":"recent_7_days_consume",'
-    '"displayName":"recent_7_days_consume","clusterType":"cluster_by_static_condition",'
+    '{"projectId":102,"clusterName":"buyers_7d","displayName":"buyers_7d",'
     '"qp":{"events":[{"eventName":"consume_item","comparator":"greater","num":"4",'
-    '"recentDay":"1-7","taPropQuota":{"analysis":"TIMES"}}],"filts":[{"columnName":'
-    '"user_level","comparator":"equal","ftv":["3"],"tableType":"user"}]}}'
+    '"recentDay":"1-7","taPropQuota":{"analysis":"TIMES"}}]}}'
 )
 
 
@@ -267,9 +265,8 @@ CLUSTER_TOOLS = [
         name="user_cluster_add",
         title="Create cluster or tag",
         description=(
-            "Create a conditional cluster (cohort) from qp, or a tag from tagQp with "
-            "catalog_tag, a tag_by_… clusterType and subConditionTabType. Returns "
-            "clusterId; check a definition first with validate_definition. "
+            "Create a cluster (cohort) from qp, or a tag from tagQp with catalog_tag "
+            "and subConditionTabType. Returns clusterId. "
             f"Example: {_CLUSTER_EXAMPLE}"
         ),
         handler=_add,
@@ -298,8 +295,8 @@ CLUSTER_TOOLS = [
         name="user_cluster_update",
         title="Update cluster or tag by id",
         description=(
-            "Replace the definition of a conditional cluster or tag, by clusterId. "
-            "Same fields as user_cluster_add, without clusterName. Example: "
+            "Replace the definition of a cluster or tag, by clusterId; fields as in "
+            "user_cluster_add. Example: "
             '{"clusterId":970,"projectId":102,"displayName":"recent_7_days_consume",'
             '"qp":{"filts":[{"columnName":"user_level","comparator":"equal",'
             '"ftv":["4"],"tableType":"user"}]}}'
@@ -316,8 +313,8 @@ CLUSTER_TOOLS = [
         name="user_cluster_update_by_name",
         title="Update cluster or tag by name",
         description=(
-            "Replace the definition of a conditional cluster or tag, by clusterName. "
-            "Same fields as user_cluster_add. Example: "
+            "Replace the definition of a cluster or tag, by clusterName; fields as "
+            "in user_cluster_add. Example: "
             '{"clusterName":"recent_7_days_consume","projectId":102,'
             '"displayName":"recent_7_days_consume","qp":{"filts":[{"columnName":'
             '"user_level","comparator":"equal","ftv":["4"],"tableType":"user"}]}}'

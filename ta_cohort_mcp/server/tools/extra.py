@@ -23,7 +23,6 @@ from ta_cohort_mcp.models.tools import (
 from ta_cohort_mcp.schemas import load_schema
 from ta_cohort_mcp.server.problems import Problem
 from ta_cohort_mcp.server.results import ToolFailure, compact
-from ta_cohort_mcp.server.state import Context
 from ta_cohort_mcp.server.tools.base import (
     BOOLEAN,
     INTEGER,
@@ -191,13 +190,6 @@ async def _catalog_problems(
     return list(await checker(call.ctx, project_id, definition, prefix))
 
 
-def progress_token(ctx: Context) -> object | None:
-    """Return the progress token of the request, or None when it sent none."""
-    meta: Any = ctx.meta or {}
-    token: object | None = meta.get("progressToken", meta.get("progress_token"))
-    return token
-
-
 async def _refresh_and_wait(call: Call[RefreshAndWaitArguments]) -> Outcome:
     arguments = call.arguments
     settings = call.state.settings
@@ -233,7 +225,6 @@ class _Waiter:
         self.label = label
         self.progress: int | None = None
         self.started = time.monotonic()
-        self.token = progress_token(call.ctx)
         self.reported = -1.0
 
     async def start(self) -> None:
@@ -260,9 +251,11 @@ class _Waiter:
         return result.progress
 
     async def report(self, progress: int) -> None:
-        # Progress notifications must increase, and go out only when asked for.
+        # Progress values must increase. The SDK sends a notification only when
+        # the request asked for progress (a progressToken, or an in-memory
+        # callback), and does nothing otherwise.
         value = float(max(progress, 0))
-        if self.token is None or value <= self.reported:
+        if value <= self.reported:
             return
         self.reported = value
         await self.call.ctx.session.report_progress(
