@@ -116,7 +116,9 @@ def http_app(server: Server[Any], settings: Settings) -> ASGIApp:
 def bind_socket(host: str, port: int) -> socket.socket:
     """Return a listening-ready TCP socket bound to `host` and `port` (0: a free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on accepted sockets whose
+    # proto is IPPROTO_TCP, and with proto 0 each keep-alive response waits ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
