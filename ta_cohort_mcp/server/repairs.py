@@ -225,10 +225,7 @@ class Repairer:
     def __init__(self) -> None:
         self.repairs: list[str] = []
         self.problems: list[Problem] = []
-
-    @property
-    def failed_paths(self) -> set[str]:
-        return {problem.path for problem in self.problems}
+        self.failed_paths: set[str] = set()
 
     def repair(self, value: object, schema: object, path: str, depth: int) -> object:
         """Return `value` with the repairs applied; the input is never changed."""
@@ -296,6 +293,7 @@ class Repairer:
     ) -> object:
         """Return the object or array that `text` encodes, or `text` after noting a problem."""
         expected = " or ".join(sorted(types & {"object", "array"}))
+        self.failed_paths.add(path)
         try:
             decoded = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as error:
@@ -328,6 +326,7 @@ class Repairer:
         if limit_problems:
             self.problems.extend(limit_problems)
             return text
+        self.failed_paths.discard(path)
         self._report(path, f"decoded JSON text into {_article(json_type(decoded))}")
         return decoded
 

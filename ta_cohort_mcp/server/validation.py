@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Generic, TypeVar, overload
 
 from jsonschema import Draft202012Validator
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as ModelError
 
 from ta_cohort_mcp.server.problems import (
+    PREVIEW_LENGTH,
     ArgumentError,
     Problem,
     closest_first,
@@ -73,6 +75,10 @@ _MAX_CACHED_VALIDATORS = 256
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 # Maximum length of a schema description quoted in a message.
 _DESCRIPTION_LENGTH = 200
+# Maximum length of a model's error message; the models quote the values they reject.
+_MESSAGE_LENGTH = 400
+# Maximum number of schema errors read; more than enough for `MAX_PROBLEMS`.
+_MAX_ERRORS = 5 * MAX_PROBLEMS
 
 
 @dataclass
@@ -240,12 +246,23 @@ def _schema_problems(
     cache_key: Hashable | None,
 ) -> list[Problem]:
     """Return the repair problems, then the schema's, stopping past `MAX_PROBLEMS`."""
+    errors = list(
+        islice(_validator(schema, cache_key).iter_errors(instance), _MAX_ERRORS)
+    )
+    # A value outside an enum often has the wrong type too; the enum problem,
+    # which lists the allowed values, is reported alone.
+    enum_paths = {
+        format_path(error.absolute_path)
+        for error in errors
+        if error.validator == "enum"
+    }
+    skipped_type_paths = repairer.failed_paths | enum_paths
+
     problems = list(repairer.problems)
-    failed_paths = repairer.failed_paths
     seen: set[tuple[str, str, str]] = set()
-    for error in _validator(schema, cache_key).iter_errors(instance):
+    for error in errors:
         path = format_path(error.absolute_path)
-        if error.validator == "type" and path in failed_paths:
+        if error.validator == "type" and path in skipped_type_paths:
             continue
         for problem in _from_schema_error(error):
             marker = (problem.path, str(error.validator), problem.message)
@@ -463,6 +480,9 @@ def _model_problems(error: ModelError) -> Iterator[Problem]:
         for prefix in _PYDANTIC_PREFIXES:
             message = message.removeprefix(prefix)
         received = detail.get("input")
+        if isinstance(received, str) and len(received) > PREVIEW_LENGTH:
+            message = message.replace(repr(received), show(received))
+        message = cut(message, _MESSAGE_LENGTH)
         scalar = received is None or isinstance(received, str | int | float | bool)
         yield Problem(
             path=path,
