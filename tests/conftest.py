@@ -3,7 +3,7 @@
 import pytest
 
 # Modules under tests/ that define fixtures shared across test files.
-pytest_plugins: list[str] = ["client_fixtures", "sandbox_fixtures"]
+pytest_plugins: list[str] = ["client_fixtures", "sandbox_fixtures", "server_fixtures"]
 
 
 @pytest.fixture
