@@ -338,6 +338,27 @@ def test_user_filter_comparator(
         assert users
 
 
+def test_timestamp_equal_and_not_equal(
+    connection: duckdb.DuckDBPyConnection, evaluator: ReferenceEvaluator
+) -> None:
+    rows = connection.execute(
+        'SELECT register_time FROM ta_user WHERE project_id = 102 AND "#user_id" = 5'
+    ).fetchall()
+    text = rows[0][0].strftime("%Y-%m-%d %H:%M:%S")
+    equal = {"filts": [user_filter("register_time", "equal", text)]}
+    assert 5 in assert_same_cluster(connection, evaluator, equal)
+    not_equal = {"filts": [user_filter("register_time", "notEqual", text)]}
+    assert 5 not in assert_same_cluster(connection, evaluator, not_equal)
+
+
+def test_today_as_datetime_uses_its_date(connection: duckdb.DuckDBPyConnection) -> None:
+    qp = ClusterDefinition.model_validate(REFERENCE_CLUSTER)
+    late = datetime.datetime(2020, 1, 10, 18, 30)
+    by_date = compile_cluster(qp, project_id=102, today=TODAY)
+    by_datetime = compile_cluster(qp, project_id=102, today=late)
+    assert by_datetime.params == by_date.params
+
+
 EVENT_FILTER_CASES = [
     ("consume_item", "item_id", "equal", ["potion"]),
     ("consume_item", "item_id", "notEqual", ["potion", "sword"]),
@@ -1101,7 +1122,7 @@ def test_definition_error_part(
     assert str(raised.value).startswith(f"{part}: ")
 
 
-def test_unknown_column_error_names_it_and_suggests() -> None:
+def test_unknown_column_error_suggests() -> None:
     with pytest.raises(DefinitionError) as raised:
         compile_cluster(
             ClusterDefinition.model_validate(

@@ -247,19 +247,16 @@ class _Measures:
     aggregates: list[_Sql] = field(default_factory=list)
     row_conditions: list[_Sql] = field(default_factory=list)
 
-    def add(
-        self, aggregate: str, row_condition: _Sql, params: tuple[object, ...]
-    ) -> str:
+    def add(self, aggregate: str, row_condition: _Sql) -> str:
         """Add `aggregate` over the rows matching `row_condition`; return its column.
 
-        `aggregate` is an aggregate call without its FILTER clause, and `params` the
-        values of its own placeholders.
+        `aggregate` is an aggregate call without placeholders or a FILTER clause.
         """
         alias = f"measure_{len(self.aggregates)}"
         self.aggregates.append(
             _Sql(
                 f"{aggregate} FILTER (WHERE {row_condition.text}) AS {alias}",
-                params + row_condition.params,
+                row_condition.params,
             )
         )
         self.row_conditions.append(row_condition)
@@ -292,7 +289,8 @@ class _Compiler:
         schema: _Schema,
     ) -> None:
         self.project_id = project_id
-        self.today = today
+        # A datetime is also a date: keep only its date, so windows start at midnight.
+        self.today = datetime.date(today.year, today.month, today.day)
         self.schema = schema
         self.measures = _Measures(project_id)
 
@@ -440,7 +438,7 @@ class _Compiler:
         quota = condition.taPropQuota
         analysis = quota.analysis
         aggregate = self.aggregate(analysis, quota.quota, f"{part}.taPropQuota")
-        measure = self.measures.add(aggregate, rows, ())
+        measure = self.measures.add(aggregate, rows)
         if analysis in (Analysis.TIMES, Analysis.DISTINCT):
             measure = f"coalesce({measure}, 0)"
         return _measure_comparison(measure, condition.comparator, condition.num, part)

@@ -130,6 +130,8 @@ def generate(
     if per_user < 0:
         raise ValueError(f"events_per_user must be 0 or more; got {per_user}")
 
+    # A datetime is also a date: keep only its date, so day 0 starts at midnight.
+    today = datetime.date(today.year, today.month, today.day)
     create_tables(connection)
     existing = connection.execute(
         f"SELECT count(*) FROM {USER_TABLE} WHERE project_id = ?", [project_id]
