@@ -163,7 +163,8 @@ async def _validate_definition(call: Call[ValidateDefinitionArguments]) -> Outco
     call.repairs.extend(repairs)
     entries = [compact(dataclasses.asdict(p)) for p in problems]
     if problems:
-        lines = [f"Not valid ({len(problems)} problems); nothing was sent:"]
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = [f"Not valid ({len(problems)} {noun}); nothing was sent:"]
         lines += [
             f"- {p.path}: {p.message}" if p.path else f"- {p.message}" for p in problems
         ]
