@@ -1,6 +1,7 @@
 """Argument validation of the MCP tools: repairs, problems, limits, and fuzzing."""
 
 import copy
+import functools
 import json
 from typing import Any
 
@@ -310,6 +311,29 @@ def test_float_not_converted_to_string() -> None:
     assert problem.path == "qp.events[0].num"
     assert problem.expected == "string"
     assert '"4.5"' in problem.message
+
+
+def test_boolean_text_not_converted() -> None:
+    arguments = tag_add(
+        "tag_condition_by_firstlast_event",
+        {
+            "userTagConFirstLastEventDef": {
+                "userTagConFirstLastEvent": {
+                    "calcPropVo": {
+                        "property": {"columnName": "pay_amount", "tableType": "event"}
+                    },
+                    "eventName": "pay",
+                    "isFirstEvent": "true",
+                    "recentDay": "1-7",
+                }
+            }
+        },
+    )
+    problem = only_problem(ADD, arguments)
+    path = "tagQp.userTagConFirstLastEventDef.userTagConFirstLastEvent.isFirstEvent"
+    assert problem.path == path
+    assert problem.expected == "boolean"
+    assert "send true or false without quotes" in problem.message
 
 
 # Repair 3: enum case and spaces
@@ -1003,6 +1027,7 @@ def test_fuzz_schema_valid(stem: str) -> None:
     check()
 
 
+@functools.cache
 def jsonschema_generation_works() -> bool:
     """Return whether hypothesis-jsonschema can draw from an object schema here."""
     probe = from_schema({"type": "object", "properties": {"a": {"type": "integer"}}})

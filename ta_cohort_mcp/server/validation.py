@@ -395,6 +395,8 @@ def _type_hint(instance: Any, expected: str) -> str | None:
         return "booleans are not converted to other types"
     if isinstance(instance, float) and expected == "string":
         return f"send the number as text, such as {json.dumps(repr(instance))}"
+    if isinstance(instance, str) and expected == "boolean":
+        return "send true or false without quotes"
     if isinstance(instance, str) and expected in ("object", "array"):
         return f"send the {expected} itself, not text"
     return None
