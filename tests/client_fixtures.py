@@ -1,7 +1,7 @@
 """A programmable Open API server for the client tests, on raw asyncio sockets.
 
 `FakeTA` speaks just enough HTTP/1.1 (Content-Length and chunked bodies,
-keep-alive) to record every request byte for byte and to answer each endpoint
+keep-alive) to record every request byte for byte and to reply to each endpoint
 with queued replies: a status, headers and body, a hang until the server stops,
 or a connection closed with no response. An endpoint with no queued reply gets
 the reference's success example.
@@ -45,7 +45,7 @@ REASONS = {
 
 @dataclass
 class Reply:
-    """One programmed response. `hang` never answers; `drop` closes the socket."""
+    """One programmed response. `hang` sends nothing; `drop` closes the socket."""
 
     status: int = 200
     body: Any = None

@@ -138,7 +138,7 @@ async def test_html_is_format_error(client: TAClient, fake_ta: FakeTA) -> None:
         ("not json at all", "not JSON"),
         ([1, 2], "type list"),
         ({"data": 1}, "without return_code"),
-        ({"return_code": "zero"}, "not an integer"),
+        ({"return_code": "zero"}, "must be an integer"),
     ],
 )
 async def test_bad_envelope_is_format_error(

@@ -86,7 +86,7 @@ async def test_read_gives_up_after_retries(fake_ta: FakeTA) -> None:
         with pytest.raises(TAHTTPError) as caught:
             await client.user_cluster_detail(102, cluster_id=970)
     assert caught.value.status_code == 503
-    assert "failed 3 attempts" in str(caught.value)
+    assert "3 attempts failed" in str(caught.value)
     assert fake_ta.count("user-cluster-detail") == 3
     assert len(client.waits) == 2
 
@@ -268,7 +268,7 @@ async def test_refused_write_gives_up(refused_url: str) -> None:
     async with recording_client(refused_url, read_retries=2) as client:
         with pytest.raises(TAConnectionError) as caught:
             await client.user_cluster_refresh(102, 970)
-    assert "failed 3 attempts" in str(caught.value)
+    assert "3 attempts failed" in str(caught.value)
     assert len(client.waits) == 2
 
 

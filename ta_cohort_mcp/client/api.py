@@ -403,9 +403,9 @@ class TAClient:
             hint = _detail_hint(query.projectId, name=query.clusterName, add=True)
         else:
             hint = (
-                f"call user_cluster_list(projectId={query.projectId}) with clusterTypes "
-                f"cluster_by_import or tag_by_import and look for displayName "
-                f"{query.displayName!r}"
+                f"call user_cluster_list for project {query.projectId} with "
+                "clusterTypes [cluster_by_import] (or [tag_by_import] for a tag) "
+                f"and look for displayName {query.displayName!r}"
             )
         call = _Call(
             endpoint="import-id-cluster-add",
@@ -558,7 +558,7 @@ class TAClient:
     def _final_error(self, call: _Call, failure: _Failure, *, attempts: int) -> TAError:
         error = failure.error
         if attempts > 1:
-            error.message = f"{error.message} (failed {attempts} attempts)"
+            error.message = f"{error.message} ({attempts} attempts failed)"
             error.args = (error.message,)
         if not (call.is_write and failure.may_have_applied):
             return error
@@ -647,7 +647,7 @@ class TAClient:
         except httpx.TimeoutException as exc:
             failure = _Failure(
                 TATimeoutError(
-                    f"{where}: no response within {self.timeout:g} s "
+                    f"{where}: timed out after {self.timeout:g} s "
                     f"({self._describe(exc)}). Check the network and the server's "
                     "load, or raise the timeout.",
                     endpoint=call.endpoint,
@@ -777,7 +777,9 @@ class TAClient:
             try:
                 envelope = Envelope.model_validate(response.json())
             except ValidationError:
-                problem = "a return_code that is not an integer"
+                problem = (
+                    "envelope fields of the wrong type (return_code must be an integer)"
+                )
         if envelope is not None:
             return envelope
         raise TAResponseFormatError(

@@ -65,7 +65,7 @@ class TAHTTPError(TAError):
 
 
 class TARateLimitError(TAHTTPError):
-    """HTTP 429: the server asks the client to wait `retry_after` seconds."""
+    """HTTP 429: the server requests a wait of `retry_after` seconds before retrying."""
 
     def __init__(
         self,
