@@ -1,0 +1,485 @@
+"""Resources, prompts, completions and catalog checks through a real MCP session.
+
+The server runs in-process (`Client(server)`) against the shared sandbox over
+loopback HTTP, in both protocol eras: "auto" (2026-07-28) and "legacy"
+(2025-11-25).
+"""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from client_fixtures import FakeTA, Reply
+from mcp import types
+from mcp.client import Client
+from mcp.shared.exceptions import MCPError
+from pydantic import SecretStr
+
+from ta_cohort_mcp.config import Settings
+from ta_cohort_mcp.sandbox import SandboxServer
+from ta_cohort_mcp.schemas import load_schema
+from ta_cohort_mcp.server.app import build_server
+from ta_cohort_mcp.server.prompts import load_prompts
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["auto", "legacy"]
+STATIC_URIS = {"ta://schemas/qp", "ta://schemas/tagQp", "ta://reference/definitions"}
+TEMPLATES = {
+    "ta://projects/{projectId}/clusters",
+    "ta://projects/{projectId}/clusters/{clusterName}",
+    "ta://projects/{projectId}/catalog",
+}
+
+# The qp of the reference's add example, which the sandbox's catalog fits.
+REFERENCE_QP: dict[str, Any] = {
+    "events": [
+        {
+            "comparator": "greater",
+            "eventName": "consume_item",
+            "num": "4",
+            "recentDay": "1-7",
+            "taPropQuota": {"analysis": "TIMES"},
+        }
+    ],
+    "event_relation": "and",
+    "filts": [
+        {
+            "columnName": "user_level",
+            "comparator": "equal",
+            "ftv": ["3"],
+            "tableType": "user",
+        }
+    ],
+    "relation": "and",
+    "event_user_relation": "and",
+}
+
+
+def sandbox_settings(sandbox: SandboxServer, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "base_url": sandbox.base_url,
+        "token": SecretStr(sandbox.token),
+        "project_id": 102,
+        "projects": frozenset({102, 2}),
+    }
+    values.update(changes)
+    return Settings(**values)
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def client(sandbox: SandboxServer, mode: str) -> AsyncIterator[Client]:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, mode=mode) as session:  # type: ignore[arg-type]
+        yield session
+
+
+def add_arguments(name: str, qp: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "projectId": 102,
+        "clusterName": name,
+        "displayName": name,
+        "clusterType": "cluster_by_static_condition",
+        "qp": qp,
+    }
+
+
+def with_event(name: str) -> dict[str, Any]:
+    qp = json.loads(json.dumps(REFERENCE_QP))
+    qp["events"][0]["eventName"] = name
+    return qp
+
+
+def with_user_filter(
+    column: str, comparator: str, ftv: list[str] | None
+) -> dict[str, Any]:
+    qp = json.loads(json.dumps(REFERENCE_QP))
+    item: dict[str, Any] = {
+        "columnName": column,
+        "comparator": comparator,
+        "tableType": "user",
+    }
+    if ftv is not None:
+        item["ftv"] = ftv
+    qp["filts"] = [item]
+    return qp
+
+
+def problems_of(result: types.CallToolResult) -> list[dict[str, Any]]:
+    structured = result.structured_content or {}
+    if "problems" in structured:
+        return list(structured["problems"])
+    return list(structured.get("error", {}).get("problems", []))
+
+
+def text_of(result: types.ReadResourceResult) -> str:
+    content = result.contents[0]
+    assert isinstance(content, types.TextResourceContents)
+    return content.text
+
+
+# Resources
+
+
+async def test_list_static_and_project_resources(client: Client) -> None:
+    listed = await client.list_resources()
+    uris = {resource.uri for resource in listed.resources}
+    assert uris >= STATIC_URIS
+    assert "ta://projects/102/clusters" in uris
+    assert "ta://projects/102/catalog" in uris
+
+
+async def test_list_templates(client: Client) -> None:
+    listed = await client.list_resource_templates()
+    assert {
+        template.uri_template for template in listed.resource_templates
+    } == TEMPLATES
+
+
+@pytest.mark.parametrize("stem", ["qp", "tagQp"])
+async def test_read_schema(client: Client, stem: str) -> None:
+    result = await client.read_resource(f"ta://schemas/{stem}")
+    assert result.contents[0].mime_type == "application/json"
+    assert json.loads(text_of(result)) == load_schema(stem)
+
+
+async def test_read_reference_definitions(client: Client) -> None:
+    result = await client.read_resource("ta://reference/definitions")
+    text = text_of(result)
+    assert result.contents[0].mime_type == "text/markdown"
+    assert "recentDay" in text
+    assert "regexMatch" in text
+    assert "DISTINCT" in text
+    assert len(text) < 4000
+
+
+async def test_read_cluster_detail(client: Client, cluster_name: str) -> None:
+    added = await client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
+    )
+    assert not added.is_error, added.content
+    result = await client.read_resource(f"ta://projects/102/clusters/{cluster_name}")
+    detail = json.loads(text_of(result))
+    assert detail["clusterName"] == cluster_name
+    assert detail["userClusterDef"]["events"][0]["eventName"] == "consume_item"
+    assert "progress" in detail
+    assert "usersNum" in detail
+
+
+async def test_list_includes_new_cluster(client: Client, cluster_name: str) -> None:
+    added = await client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
+    )
+    assert not added.is_error, added.content
+    uris: set[str] = set()
+    cursor = None
+    while True:
+        page = await client.list_resources(cursor=cursor)
+        uris.update(resource.uri for resource in page.resources)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert f"ta://projects/102/clusters/{cluster_name}" in uris
+    assert "ta://projects/2/clusters" in uris
+
+
+async def test_read_project_clusters(client: Client, cluster_name: str) -> None:
+    added = await client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
+    )
+    assert not added.is_error, added.content
+    data = json.loads(text_of(await client.read_resource("ta://projects/102/clusters")))
+    names = {item["clusterName"] for item in data["clusters"]["items"]}
+    assert data["projectId"] == 102
+    assert cluster_name in names
+    assert data["clusters"]["totalNum"] >= 1
+    assert "totalNum" in data["tags"]
+
+
+async def test_read_project_catalog(client: Client) -> None:
+    data = json.loads(text_of(await client.read_resource("ta://projects/102/catalog")))
+    events = {event["name"] for event in data["events"]}
+    assert data["projectId"] == 102
+    assert "consume_item" in events
+    assert {"name": "user_level", "type": "number"} in data["userProperties"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [
+        ("ta://projects/5/clusters", "not in the project allowlist"),
+        ("ta://projects/abc/clusters", "invalid projectId"),
+        ("ta://projects/102/clusters/no_such_cluster_x", "no_such_cluster_x"),
+        ("ta://projects/102/clusters/bad-name!", "invalid clusterName"),
+        ("ta://projects/102/unknown", "unknown resource"),
+        ("ta://other", "unknown resource"),
+    ],
+)
+async def test_read_invalid_uri(client: Client, uri: str, fragment: str) -> None:
+    with pytest.raises(MCPError) as caught:
+        await client.read_resource(uri)
+    assert caught.value.code == types.INVALID_PARAMS
+    assert fragment in caught.value.message
+
+
+async def test_list_invalid_cursor(client: Client) -> None:
+    with pytest.raises(MCPError) as caught:
+        await client.list_resources(cursor="not-a-cursor")
+    assert caught.value.code == types.INVALID_PARAMS
+    assert "invalid cursor" in caught.value.message
+
+
+# Prompts
+
+
+async def test_list_prompts_with_arguments(client: Client) -> None:
+    listed = await client.list_prompts()
+    specs = load_prompts()
+    assert {prompt.name for prompt in listed.prompts} == set(specs)
+    for prompt in listed.prompts:
+        names = [argument.name for argument in prompt.arguments or []]
+        assert names == specs[prompt.name].argument_names(), prompt.name
+        assert prompt.description
+
+
+async def test_project_argument_optional_with_default(client: Client) -> None:
+    listed = await client.list_prompts()
+    for prompt in listed.prompts:
+        project = next(a for a in prompt.arguments or [] if a.name == "projectId")
+        assert project.required is False, prompt.name
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "expected"),
+    [
+        ("build_cohort", {"description": "payers"}, "payers"),
+        ("build_tag", {"projectId": "2", "description": "tiers"}, "project 2"),
+        (
+            "refresh_and_report",
+            {"clusterName": "abc"},
+            "ta://projects/102/clusters/abc",
+        ),
+        ("review_cohorts", {"staleDays": "30"}, "30 days"),
+        ("import_ids", {"path": "/tmp/ids.csv"}, "#account_id"),
+    ],
+)
+async def test_get_prompt(
+    client: Client, name: str, arguments: dict[str, str], expected: str
+) -> None:
+    result = await client.get_prompt(name, arguments)
+    assert len(result.messages) == 1
+    message = result.messages[0]
+    assert message.role == "user"
+    assert isinstance(message.content, types.TextContent)
+    assert expected in message.content.text
+    assert "{{" not in message.content.text
+
+
+async def test_get_prompt_missing_argument(client: Client) -> None:
+    with pytest.raises(MCPError) as caught:
+        await client.get_prompt("refresh_and_report", {})
+    assert caught.value.code == types.INVALID_PARAMS
+    assert "clusterName" in caught.value.message
+
+
+# Completions
+
+
+async def test_complete_project_id(client: Client) -> None:
+    ref = types.ResourceTemplateReference(uri="ta://projects/{projectId}/catalog")
+    result = await client.complete(ref, {"name": "projectId", "value": "10"})
+    assert result.completion.values == ["102"]
+    assert result.completion.has_more is False
+
+
+async def test_complete_cluster_name(client: Client, cluster_name: str) -> None:
+    added = await client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
+    )
+    assert not added.is_error, added.content
+    ref = types.PromptReference(name="refresh_and_report")
+    prefix = cluster_name[:-2].upper()
+    result = await client.complete(
+        ref,
+        {"name": "clusterName", "value": prefix},
+        context_arguments={"projectId": "102"},
+    )
+    assert cluster_name in result.completion.values
+    assert all(
+        value.lower().startswith(prefix.lower()) for value in result.completion.values
+    )
+
+
+async def test_complete_cluster_name_template(
+    client: Client, cluster_name: str
+) -> None:
+    added = await client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
+    )
+    assert not added.is_error, added.content
+    ref = types.ResourceTemplateReference(
+        uri="ta://projects/{projectId}/clusters/{clusterName}"
+    )
+    result = await client.complete(ref, {"name": "clusterName", "value": cluster_name})
+    assert result.completion.values == [cluster_name]
+
+
+async def test_complete_event_name(client: Client) -> None:
+    ref = types.PromptReference(name="build_cohort")
+    result = await client.complete(ref, {"name": "eventName", "value": "CON"})
+    assert result.completion.values == ["consume_item"]
+    assert result.completion.total == 1
+
+
+async def test_complete_column_name(client: Client) -> None:
+    ref = types.PromptReference(name="import_ids")
+    result = await client.complete(ref, {"name": "columnName", "value": "#acc"})
+    assert result.completion.values == ["#account_id"]
+
+
+async def test_complete_column_name_of_event(client: Client) -> None:
+    ref = types.PromptReference(name="import_ids")
+    result = await client.complete(
+        ref,
+        {"name": "columnName", "value": "pay_"},
+        context_arguments={"eventName": "pay"},
+    )
+    assert result.completion.values == ["pay_amount"]
+
+
+async def test_complete_unknown_argument_empty(client: Client) -> None:
+    ref = types.PromptReference(name="build_cohort")
+    result = await client.complete(ref, {"name": "nothing", "value": ""})
+    assert result.completion.values == []
+
+
+# Catalog checks of definitions
+
+
+async def test_add_misspelt_event_rejected(client: Client, cluster_name: str) -> None:
+    result = await client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, with_event("consume_iten"))
+    )
+    assert result.is_error
+    problems = problems_of(result)
+    assert problems[0]["path"] == "qp.events[0].eventName"
+    assert problems[0]["closest"] == "consume_item"
+
+
+async def test_add_comparator_not_fitting_rejected(
+    client: Client, cluster_name: str
+) -> None:
+    result = await client.call_tool(
+        "user_cluster_add",
+        add_arguments(cluster_name, with_user_filter("user_level", "include", ["3"])),
+    )
+    assert result.is_error
+    problems = problems_of(result)
+    assert problems[0]["path"] == "qp.filts[0].comparator"
+    assert "include" not in problems[0]["allowed"]
+
+
+async def test_add_rejected_sends_nothing(
+    sandbox: SandboxServer, client: Client, cluster_name: str
+) -> None:
+    await client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, with_event("consume_iten"))
+    )
+    assert sandbox.store.get_by_name(102, cluster_name) is None
+
+
+@pytest.mark.parametrize(
+    ("column", "comparator", "ftv"),
+    [("channel", "isTrue", None), ("vip", "greater", ["1"])],
+)
+async def test_validate_comparator_not_fitting(
+    client: Client, column: str, comparator: str, ftv: list[str] | None
+) -> None:
+    result = await client.call_tool(
+        "validate_definition", {"qp": with_user_filter(column, comparator, ftv)}
+    )
+    problems = problems_of(result)
+    assert len(problems) == 1
+    assert problems[0]["path"] == "qp.filts[0].comparator"
+
+
+async def test_validate_misspelt_event(client: Client) -> None:
+    result = await client.call_tool(
+        "validate_definition", {"qp": with_event("consume_iten")}
+    )
+    problems = problems_of(result)
+    assert problems[0]["path"] == "qp.events[0].eventName"
+    assert problems[0]["closest"] == "consume_item"
+
+
+async def test_validate_reference_example_valid(client: Client) -> None:
+    result = await client.call_tool("validate_definition", {"qp": REFERENCE_QP})
+    assert problems_of(result) == []
+    assert not result.is_error
+
+
+# Catalog sources
+
+
+async def test_catalog_file_overrides_sandbox(
+    sandbox: SandboxServer, tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "catalog.json"
+    catalog = {
+        "events": [{"name": "consume_iten"}],
+        "userProperties": [{"name": "user_level", "type": "number"}],
+    }
+    path.write_text(json.dumps(catalog), encoding="utf-8")
+    server = build_server(sandbox_settings(sandbox, catalog_file=path))
+    async with Client(server, mode=mode) as session:  # type: ignore[arg-type]
+        data = json.loads(
+            text_of(await session.read_resource("ta://projects/102/catalog"))
+        )
+        misspelt = await session.call_tool(
+            "validate_definition", {"qp": with_event("consume_iten")}
+        )
+        reference = await session.call_tool("validate_definition", {"qp": REFERENCE_QP})
+    assert [event["name"] for event in data["events"]] == ["consume_iten"]
+    assert problems_of(misspelt) == []
+    assert problems_of(reference)[0]["closest"] == "consume_iten"
+
+
+async def test_invalid_catalog_file_fails_at_build(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_text('{"events": [{"nme": "x"}]}', encoding="utf-8")
+    with pytest.raises(ValueError, match="nme"):
+        build_server(sandbox_settings(sandbox, catalog_file=path))
+
+
+@pytest.mark.parametrize("reply", [Reply(status=404, body="not found"), None])
+async def test_no_catalog_when_ta_lacks_endpoint(
+    fake_ta: FakeTA, mode: str, reply: Reply | None
+) -> None:
+    if reply is not None:
+        fake_ta.program("/_sandbox/catalog", reply)
+    settings = Settings(
+        base_url=fake_ta.base_url, token=SecretStr("secret-token"), project_id=102
+    )
+    async with Client(build_server(settings), mode=mode) as session:  # type: ignore[arg-type]
+        listed = await session.list_resources()
+        result = await session.call_tool(
+            "validate_definition", {"qp": with_event("consume_iten")}
+        )
+        with pytest.raises(MCPError) as caught:
+            await session.read_resource("ta://projects/102/catalog")
+    uris = {resource.uri for resource in listed.resources}
+    assert "ta://projects/102/catalog" not in uris
+    assert "ta://projects/102/clusters" in uris
+    assert problems_of(result) == []
+    assert caught.value.code == types.INVALID_PARAMS
+    assert "no event catalog" in caught.value.message
+    assert "secret-token" not in caught.value.message
