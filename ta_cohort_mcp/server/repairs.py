@@ -20,7 +20,6 @@ Booleans are never converted. Every repair is reported as one sentence.
 import json
 import math
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from ta_cohort_mcp.server.problems import (
@@ -64,99 +63,110 @@ def check_limits(value: object, path: str = "", depth: int = 1) -> list[Problem]
     RecursionError. `depth` is the nesting level of `value` itself.
     """
     problems: list[Problem] = []
+    if not isinstance(value, dict | list):
+        problem, _ = _check_scalar(value, path, None)
+        return [] if problem is None else [problem]
     size = 0
-    stack: list[tuple[object, str, int]] = [(value, path, depth)]
+    stack: list[tuple[dict[Any, Any] | list[Any], str, int]] = [(value, path, depth)]
     while stack and len(problems) <= MAX_PROBLEMS:
-        item, item_path, level = stack.pop()
-        if isinstance(item, dict | list):
-            if level > MAX_DEPTH:
-                problems.append(_too_deep(item_path))
-                continue
-            size += 2
-            children = list(_children(item, item_path, problems))
-            size += sum(len(key) + 4 for key in item if isinstance(key, str))
-            stack.extend(
-                (child, child_path, level + 1)
-                for child, child_path in reversed(children)
-            )
-        else:
-            problem, item_size = _check_scalar(item, item_path)
-            if problem is not None:
-                problems.append(problem)
-            size += item_size
+        container, container_path, level = stack.pop()
+        if level > MAX_DEPTH:
+            problems.append(_too_deep(container_path))
+            continue
+        size += _check_children(container, container_path, level, stack, problems)
         if size > MAX_ARGUMENTS_SIZE:
             problems.append(_too_large(path))
             break
     return problems
 
 
-def _children(
-    container: dict[Any, Any] | list[Any], path: str, problems: list[Problem]
-) -> Iterator[tuple[object, str]]:
-    if isinstance(container, list):
-        for index, item in enumerate(container):
-            yield item, join_path(path, index)
-        return
-    for key, item in container.items():
-        if not isinstance(key, str):
-            problems.append(
-                Problem(
-                    path=path,
-                    message=f"key {key!r} is not a string; object keys must be strings",
-                    value=problem_value(key),
-                    expected="string",
-                )
-            )
+def _check_children(
+    container: dict[Any, Any] | list[Any],
+    path: str,
+    level: int,
+    stack: list[tuple[dict[Any, Any] | list[Any], str, int]],
+    problems: list[Problem],
+) -> int:
+    """Check the scalars in `container`, push its containers; return its JSON size.
+
+    A path is formatted only for a container or a value with a problem, which
+    keeps the walk over a large array of scalars fast.
+    """
+    size = 2
+    nested: list[tuple[dict[Any, Any] | list[Any], str, int]] = []
+    entries = container.items() if isinstance(container, dict) else enumerate(container)
+    for key, item in entries:
+        if isinstance(key, str):
+            if len(key) > MAX_STRING_LENGTH:
+                problems.append(_too_long(path, key, "key"))
+                continue
+            size += len(key) + 4
+        elif isinstance(container, dict):
+            problems.append(_key_not_string(path, key))
             continue
-        if len(key) > MAX_STRING_LENGTH:
-            problems.append(_too_long(path, key, "key"))
+        if isinstance(item, dict | list):
+            nested.append((item, join_path(path, key), level + 1))
             continue
-        yield item, join_path(path, key)
+        problem, item_size = _check_scalar(item, path, key)
+        size += item_size + 1
+        if problem is not None:
+            problems.append(problem)
+    stack.extend(reversed(nested))
+    return size
 
 
-def _check_scalar(value: object, path: str) -> tuple[Problem | None, int]:
+def _key_not_string(path: str, key: object) -> Problem:
+    return Problem(
+        path=path,
+        message=f"key {key!r} is not a string; object keys must be strings",
+        value=problem_value(key),
+        expected="string",
+    )
+
+
+def _check_scalar(
+    value: object, parent: str, key: str | int | None
+) -> tuple[Problem | None, int]:
     """Return the problem of one scalar, if any, and its estimated JSON size."""
-    if value is None or isinstance(value, bool):
-        return None, 5
     if isinstance(value, str):
-        if len(value) > MAX_STRING_LENGTH:
-            return _too_long(path, value, "string"), len(value)
-        return None, len(value) + 2
-    if isinstance(value, int):
-        if value.bit_length() > MAX_INTEGER_BITS:
-            return (
-                Problem(
-                    path=path,
-                    message=(
-                        f"integer of {value.bit_length()} bits is larger than the "
-                        f"limit of {MAX_INTEGER_BITS} bits"
-                    ),
-                    value=problem_value(value),
-                    expected="integer",
-                ),
-                80,
-            )
-        return None, len(str(value))
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return (
-                Problem(
-                    path=path,
-                    message=f"{value} is not a JSON number; send a finite number",
-                    value=str(value),
-                    expected="finite number",
-                ),
-                8,
-            )
+        if len(value) <= MAX_STRING_LENGTH:
+            return None, len(value) + 2
+    elif value is None or isinstance(value, bool):
+        return None, 5
+    elif isinstance(value, int):
+        if value.bit_length() <= MAX_INTEGER_BITS:
+            return None, len(str(value))
+    elif isinstance(value, float) and math.isfinite(value):
         return None, 24
-    return (
-        Problem(
+    path = parent if key is None else join_path(parent, key)
+    return _scalar_problem(value, path), 80
+
+
+def _scalar_problem(value: object, path: str) -> Problem:
+    """Return the problem of a scalar that is too large or not a JSON value."""
+    if isinstance(value, str):
+        return _too_long(path, value, "string")
+    if isinstance(value, int):
+        return Problem(
             path=path,
-            message=f"a {type(value).__name__} is not a JSON value",
-            value=None,
-            expected="JSON value",
-        ),
-        0,
+            message=(
+                f"integer of {value.bit_length()} bits is larger than the "
+                f"limit of {MAX_INTEGER_BITS} bits"
+            ),
+            value=problem_value(value),
+            expected="integer",
+        )
+    if isinstance(value, float):
+        return Problem(
+            path=path,
+            message=f"{value} is not a JSON number; send a finite number",
+            value=str(value),
+            expected="finite number",
+        )
+    return Problem(
+        path=path,
+        message=f"a {type(value).__name__} is not a JSON value",
+        expected="JSON value",
     )
 
 
@@ -176,7 +186,7 @@ def _too_large(path: str) -> Problem:
         path=path,
         message=(
             f"arguments are larger than the limit of {MAX_ARGUMENTS_SIZE:,} "
-            "characters of JSON; send a smaller definition"
+            "characters of JSON; send smaller arguments"
         ),
         expected=f"at most {MAX_ARGUMENTS_SIZE:,} characters of JSON",
     )
