@@ -68,7 +68,7 @@ def format_problems(problems: list[Problem], *, truncated: bool = False) -> str:
 
 
 def format_path(parts: Iterable[str | int]) -> str:
-    """Return a readable JSON path: `qp.events[0].comparator`, `filts[1]["#os"]`."""
+    """Return a readable JSON path, such as `qp.filts[0].#os` or `x["a b"]`."""
     text = ""
     for part in parts:
         if isinstance(part, int):
@@ -102,7 +102,7 @@ def cut(text: str, length: int = PREVIEW_LENGTH) -> str:
 
 
 def show(value: object) -> str:
-    """Return a short preview of a JSON value for a message, at most about 80 characters."""
+    """Return a preview of a JSON value for a message, about 80 characters at most."""
     if isinstance(value, str):
         preview = repr(cut(value))
         if len(value) > PREVIEW_LENGTH:
@@ -146,13 +146,13 @@ def json_type(value: object) -> str:
 
 
 def closest_first(name: str, choices: Sequence[str]) -> list[str]:
-    """Return `choices` with the ones like `name` first (closest first), then the rest."""
+    """Return `choices` with those like `name` first, closest first, then the rest."""
     close = closest_matches(name, choices, limit=3)
     return close + [choice for choice in choices if choice not in close]
 
 
 def closest_match(name: str, choices: Sequence[str]) -> str | None:
-    """Return the choice most like `name` (case-insensitive), or None if none is close."""
+    """Return the choice most like `name`, ignoring case, or None if none is close."""
     matches = closest_matches(name, choices, limit=1)
     return matches[0] if matches else None
 
@@ -175,7 +175,7 @@ def _preview(value: object, budget: int) -> str:
 
 
 def _write(value: object, parts: list[str], budget: int) -> int:
-    """Append compact JSON of `value` to `parts` until `budget` runs out; return what is left."""
+    """Append compact JSON of `value` to `parts` within `budget`; return the rest."""
     if budget <= 0:
         return 0
     if isinstance(value, dict):

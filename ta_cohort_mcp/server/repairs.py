@@ -215,13 +215,16 @@ def schema_types(schema: dict[str, Any]) -> frozenset[str] | None:
 
 
 def matches_type(value: object, types: frozenset[str]) -> bool:
-    """Return whether `value` has one of the JSON Schema `types` (Draft 2020-12 rules)."""
+    """Return whether `value` has one of `types`, by JSON Schema 2020-12 rules."""
     kind = json_type(value)
     if kind in types:
         return True
     if kind == "integer" and "number" in types:
         return True
-    return kind == "number" and "integer" in types and float(value).is_integer()  # type: ignore[arg-type]
+    if kind == "number" and "integer" in types:
+        assert isinstance(value, float)
+        return value.is_integer()
+    return False
 
 
 class Repairer:
@@ -254,7 +257,7 @@ class Repairer:
     def _repair_shape(
         self, value: object, schema: dict[str, Any], path: str, depth: int
     ) -> object:
-        """Return `value` converted to the type or enum spelling that the schema expects."""
+        """Return `value` converted to the type or enum spelling the schema expects."""
         types = schema_types(schema)
         if types is None or matches_type(value, types):
             return self._repair_enum(value, schema, path)
@@ -301,7 +304,7 @@ class Repairer:
     def _decode(
         self, text: str, types: frozenset[str], path: str, depth: int
     ) -> object:
-        """Return the object or array that `text` encodes, or `text` after noting a problem."""
+        """Return the object or array `text` encodes, or `text` with a problem noted."""
         expected = " or ".join(sorted(types & {"object", "array"}))
         self.failed_paths.add(path)
         try:
@@ -377,7 +380,7 @@ class Repairer:
 
 
 def _number_from_text(text: str, types: frozenset[str]) -> int | float | None:
-    """Return the number that `text` spells exactly, if `types` include a number type."""
+    """Return the number that `text` spells exactly, if `types` include a number."""
     if "integer" in types and _INTEGER_TEXT.fullmatch(text):
         return int(text)
     if "number" in types and _NUMBER_TEXT.fullmatch(text):

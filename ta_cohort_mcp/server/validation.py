@@ -161,7 +161,7 @@ def _error(problems: list[Problem]) -> ArgumentError:
 
 
 def _as_object(arguments: object, repairs: list[str]) -> dict[str, object]:
-    """Return the arguments as an object: decode JSON text, read null as no arguments."""
+    """Return the arguments as an object, decoding JSON text and reading null as {}."""
     if arguments is None:
         repairs.append("arguments: read null as no arguments")
         return {}
@@ -203,7 +203,8 @@ def _decode_arguments(text: str) -> dict[str, object]:
 
     if len(text) > MAX_ARGUMENTS_SIZE:
         raise fail(
-            f"of {len(text):,} characters, more than the limit of {MAX_ARGUMENTS_SIZE:,}"
+            f"of {len(text):,} characters, more than the limit of "
+            f"{MAX_ARGUMENTS_SIZE:,}"
         )
     try:
         decoded = json.loads(text, parse_constant=_reject_constant)
