@@ -51,13 +51,13 @@ def stdio_client_for(
 async def measure(
     context: RunContext, sandbox: services.Endpoint
 ) -> dict[str, list[float]]:
-    calls = context.pick(20, 300, 2000)
-    warmup = context.pick(3, 20, 50)
+    calls = context.pick(10, 300, 2000)
+    warmup = context.pick(2, 20, 50)
     cluster = "recent_7_days_consume"
     samples: dict[str, list[float]] = {}
 
     async with httpx.AsyncClient(base_url=sandbox.base_url, timeout=30) as http:
-        query = {
+        query: dict[str, str | int] = {
             "token": sandbox.token,
             "projectId": definitions.PROJECT_ID,
             "clusterName": cluster,

@@ -169,5 +169,7 @@ def add_cluster(http: httpx.Client, token: str, body: dict[str, Any]) -> int:
     """Create a cluster or tag and return its id."""
     data = call(http, "/open/user-cluster-add", token, body=body)
     if isinstance(data, dict):
-        return int(data.get("clusterId", data.get("id")))
+        data = data.get("clusterId", data.get("id"))
+    if not isinstance(data, int | str):
+        raise SandboxCallError(f"user-cluster-add returned no cluster id: {data!r}")
     return int(data)

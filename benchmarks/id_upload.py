@@ -36,7 +36,7 @@ def write_ids(path: Path, count: int) -> int:
 
 def upload_direct(sandbox: services.Endpoint, path: Path) -> tuple[float, Any]:
     """POST the file to import-id-cluster-add; return seconds and `data`."""
-    query = {
+    query: dict[str, str | int] = {
         "token": sandbox.token,
         "projectId": definitions.PROJECT_ID,
         "displayName": "bench direct upload",

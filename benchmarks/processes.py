@@ -102,16 +102,19 @@ def running(
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Terminate a child process, and kill it if it does not exit in time."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("process %s ignored SIGTERM; killing it", process.pid)
-        process.kill()
-        process.wait(timeout=timeout)
+    """Terminate a child process (kill it if it does not exit) and close its pipes."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("process %s ignored SIGTERM; killing it", process.pid)
+            process.kill()
+            process.wait(timeout=timeout)
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def memory_kib(pid: int) -> dict[str, int]:

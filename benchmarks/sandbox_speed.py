@@ -276,7 +276,8 @@ def measure_dataset(
     context: RunContext, data_set: Dataset, repeats: int
 ) -> dict[str, dict[str, Any]]:
     """Refresh every definition on one dataset; return times and answer checks."""
-    from ta_cohort_mcp.sandbox.runner import SandboxConfig, SandboxServer
+    from ta_cohort_mcp.sandbox.app import SandboxConfig
+    from ta_cohort_mcp.sandbox.runner import SandboxServer
 
     work_path = context.scratch_dir / f"sandbox-{data_set.label}.duckdb"
     work_path.unlink(missing_ok=True)
