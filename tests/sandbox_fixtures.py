@@ -1,9 +1,9 @@
 """Fixtures of a running sandbox, shared by every test file (a pytest plugin).
 
 - `sandbox` (session scope): a `SandboxServer` on 127.0.0.1 and a free port, in
-  memory, with 1,000 sample users in each of projects 102 and 2 and `today`
-  2020-01-10 (the day the reference's detail example was computed, so recentDay
-  "1-7" shows 2020-01-03 to 2020-01-09). Use `sandbox.base_url`, `sandbox.token`
+  memory, with 1,000 sample users in each of projects 102 and 2. Its `today` is
+  2020-01-10, the day the reference's detail example was computed, so recentDay
+  "1-7" shows 2020-01-03 to 2020-01-09. Use `sandbox.base_url`, `sandbox.token`
   (valid for both projects), `sandbox.faults`, `sandbox.stats`, `sandbox.store`.
   Clusters made by one test stay for the next, so give them unique names.
   After each test that uses it, its fault rules are cleared.

@@ -296,14 +296,16 @@ async def test_spool_cluster_lines():
 
 @pytest.mark.anyio
 async def test_spool_tag_lines():
-    spooled = await spool_upload(chunks_of(b'a,gold\nb,\n"c,d","x, y"\n'), is_tag=True)
+    spooled = await spool_upload(
+        chunks_of(b'a,gold\nb,\n"c,d","x, y"\ne,f,g\n'), is_tag=True
+    )
     try:
         text = spooled.path.read_text(encoding="utf-8")
     finally:
         spooled.path.unlink()
-    assert spooled.rows == 3
+    assert spooled.rows == 4
     assert spooled.empty_values == 1
-    assert text == '1,a,gold\n2,b,\n3,"c,d","x, y"\n'
+    assert text == '1,a,gold\n2,b,\n3,"c,d","x, y"\n4,e,"f,g"\n'
 
 
 @pytest.mark.anyio
@@ -313,7 +315,7 @@ async def test_spool_tag_lines():
         ((b"",), False, "no ids"),
         ((b"a,b\n",), False, "line 1 has 2 columns"),
         ((b"a\n", b"b\n", b"c\n"), True, "line 1 has 1 columns"),
-        ((b"a,b,c\n",), True, "line 1 has 3 columns"),
+        ((b'"a","b","c"\n',), True, "line 1 has 3 columns"),
         ((b"\xff\n",), False, "not UTF-8"),
         ((b"a" * (MAX_LINE_CHARS + 1),), False, "longer than"),
     ],

@@ -1,7 +1,7 @@
 """The sandbox's HTTP app: TA's Open API for clusters and tags, over DuckDB.
 
 Every endpoint of the reference is served at its own path under `/open/`, with the
-same query parameters and bodies, and answers with TA's envelope
+same query parameters and bodies, and responds with TA's envelope
 `{"return_code": 0, "return_message": "success", "data": ...}`. API errors use
 HTTP 200 and a non-zero `return_code` from `ErrorCode`, as TA does.
 
@@ -364,7 +364,7 @@ async def _drop_connection(scope: Scope, receive: Receive) -> None:
         # Not served by uvicorn's h11 protocol: fail the request instead.
         raise ConnectionAbortedError("connection dropped by a sandbox fault rule")
     transport.close()
-    # Wait until the server sees the disconnect, so it sends no 500 of its own.
+    # Wait for uvicorn to register the disconnect, so it does not send a 500 itself.
     with anyio.move_on_after(1.0):
         while (await receive())["type"] != "http.disconnect":
             pass

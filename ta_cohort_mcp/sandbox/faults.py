@@ -1,4 +1,4 @@
-"""Fault injection and request counting for the sandbox, off unless a test asks.
+"""Fault injection and request counting for the sandbox, off until a test adds rules.
 
 A `FaultPlan` is an ordered list of `FaultRule`s. Each rule names an endpoint (the
 path after `/open/`, such as `user-cluster-add`, or `*` for every endpoint), a kind
@@ -50,7 +50,7 @@ ANY_ENDPOINT = "*"
 
 
 class FaultKind(StrEnum):
-    """What a fault rule does to a matching request or refresh."""
+    """Effect of a fault rule on a matching request or refresh."""
 
     LATENCY = "latency"
     HTTP_500 = "http_500"

@@ -9,9 +9,10 @@ Beside the sample tables of `data.py` (`ta_user`, `ta_event`) it has two tables:
 - `members`: `(cluster_id, "#user_id", tag_value)`, one row per member; `tag_value`
   is NULL for clusters.
 
-A DuckDB connection must not be used by two threads at once. `Store` serializes
-every method on one connection with a lock; a refresh worker runs its long query on
-its own cursor from `cursor()`, so requests are not blocked while it runs.
+A DuckDB connection must not be used by two threads at once, so `Store`
+serializes every method on one connection with a lock. A refresh worker runs its
+long query on its own cursor from `cursor()`, so requests are not blocked while
+it runs.
 """
 
 import datetime
@@ -546,6 +547,7 @@ class Store:
 
     def _import_rows(self, record: ClusterRecord, rows_path: Path) -> ImportCounts:
         connection = self._connection
+
         path_literal = "'" + str(rows_path).replace("'", "''") + "'"
         connection.execute(
             "CREATE OR REPLACE TEMP TABLE upload_rows AS SELECT * FROM read_csv("
@@ -553,6 +555,7 @@ class Store:
             "escape = '\"', columns = {'row_num': 'BIGINT', 'id': 'VARCHAR', "
             "'value': 'VARCHAR'})"
         )
+
         column = data.quote_identifier(record.main_column_name)
         connection.execute(
             "CREATE OR REPLACE TEMP TABLE upload_matches AS "
@@ -561,6 +564,7 @@ class Store:
             f"AND CAST(u.{column} AS VARCHAR) = r.id",
             [record.project_id],
         )
+
         connection.execute(
             f"DELETE FROM {MEMBER_TABLE} WHERE cluster_id = ?", [record.id]
         )
@@ -578,6 +582,7 @@ class Store:
                 "FROM upload_matches",
                 [record.id],
             )
+
         counts = connection.execute(
             "SELECT (SELECT count(*) FROM upload_rows), "
             "(SELECT count(*) FROM upload_rows) - "

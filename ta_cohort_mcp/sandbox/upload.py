@@ -1,8 +1,9 @@
 """Parse a streamed text/csv id upload into a temporary CSV file, row by row.
 
-A cluster upload has one id per line; a tag upload has two columns, id then tag
-value. Blank lines are skipped and are not counted. A line may be CSV-quoted
-(`"a,b",gold`). The body is read chunk by chunk and never held whole, so an
+A cluster upload has one id per line; a tag upload has two columns, the id and,
+after the first comma, the tag value (which may contain more commas). Blank lines
+are skipped and are not counted. A line may be CSV-quoted (`"a,b",gold`); then
+its fields follow the CSV rules. The body is read chunk by chunk and never held whole, so an
 upload of a million ids needs memory for one chunk only.
 
 The output file has `row_num,id,value` rows (value empty when absent), which
@@ -21,7 +22,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Longest line accepted, in characters; a longer one is rejected as bad CSV.
+# Maximum line length, in characters. A longer line is rejected as bad CSV.
 MAX_LINE_CHARS = 64 * 1024
 
 
@@ -57,7 +58,13 @@ class _RowWriter:
         self._writer.writerows(batch)
 
     def _parse(self, text: str) -> tuple[int, str, str]:
-        fields = next(csv.reader([text])) if '"' in text else text.split(",")
+        if '"' in text:
+            fields = next(csv.reader([text]))
+        elif self._is_tag and "," in text:
+            # The value is everything after the first comma, commas included.
+            fields = list(text.partition(",")[::2])
+        else:
+            fields = text.split(",")
         expected = 2 if self._is_tag else 1
         if len(fields) != expected:
             shape = "id,value" if self._is_tag else "one id"
