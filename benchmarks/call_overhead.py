@@ -70,6 +70,8 @@ async def measure(
 
         samples["direct"] = await time_calls(direct, calls, warmup)
 
+    with httpx.Client(base_url=sandbox.base_url, timeout=30) as stats_http:
+        definitions.reset_sandbox_requests(stats_http)
     log_path = context.scratch_dir / "overhead-stdio.log"
     with log_path.open("w") as log:
         env = services.server_environment(sandbox)
@@ -86,6 +88,9 @@ async def measure(
                     raise RuntimeError(f"user_cluster_detail failed: {result.content}")
 
             samples["ours"] = await time_calls(detail, calls, warmup)
+        with httpx.Client(base_url=sandbox.base_url, timeout=30) as stats_http:
+            requests = definitions.sandbox_request_count(stats_http)
+        samples["sandbox requests per call"] = [requests / (calls + warmup)]
 
         echo_argv = [
             context.python,
@@ -110,7 +115,10 @@ def run(context: RunContext) -> Section:
             wait_refreshed(http, sandbox.token, "recent_7_days_consume")
         samples = anyio.run(measure, context, sandbox)
 
-    ms = {name: [value * 1000 for value in values] for name, values in samples.items()}
+    ms = {
+        name: [value * 1000 for value in samples[name]]
+        for name in ("ours", "direct", "echo")
+    }
     for label, statistic in (
         ("median", median),
         ("p99", lambda s: percentile(s, 0.99)),
@@ -130,5 +138,12 @@ def run(context: RunContext) -> Section:
         section.add(
             f"our overhead (MCP − GET − echo), {label}", ours - direct - echo, "ms"
         )
+    section.add(
+        "sandbox requests per `user_cluster_detail` call",
+        samples["sandbox requests per call"][0],
+        "",
+        1.0,
+        "one GET",
+    )
     section.parameters = {"calls per path": len(samples["ours"])}
     return section

@@ -173,3 +173,14 @@ def add_cluster(http: httpx.Client, token: str, body: dict[str, Any]) -> int:
     if not isinstance(data, int | str):
         raise SandboxCallError(f"user-cluster-add returned no cluster id: {data!r}")
     return int(data)
+
+
+def sandbox_request_count(http: httpx.Client) -> int:
+    """Return how many /open/ requests the sandbox has received since its last reset."""
+    response = http.get("/_sandbox/stats")
+    response.raise_for_status()
+    return int(response.json()["data"]["total"])
+
+
+def reset_sandbox_requests(http: httpx.Client) -> None:
+    http.post("/_sandbox/stats/reset").raise_for_status()
