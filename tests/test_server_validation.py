@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 
 from ta_cohort_mcp.models import (
     ClusterAddRequest,
+    ClusterDefinition,
     ClusterListRequest,
     DetailQuery,
     TagDefinition,
@@ -673,6 +674,27 @@ def test_model_message_without_boilerplate() -> None:
     assert not problem.message.startswith("Value error")
     assert "errors.pydantic.dev" not in problem.message
     assert '"1-7"' in problem.message
+
+
+def test_model_enum_problem_closest() -> None:
+    open_schema = {"type": "object", "additionalProperties": True}
+    definition = {
+        "filts": [
+            {
+                "columnName": "user_level",
+                "comparator": "gretaer",
+                "ftv": ["3"],
+                "tableType": "user",
+            }
+        ]
+    }
+    problem = only_problem(open_schema, definition, ClusterDefinition)
+    assert problem.path == "filts[0].comparator"
+    assert problem.value == "gretaer"
+    assert problem.closest == "greater"
+    assert problem.allowed is not None
+    assert "notRegexMatch" in problem.allowed
+    assert problem.message.endswith("did you mean 'greater'?")
 
 
 def test_tag_kind_mismatch_problem() -> None:

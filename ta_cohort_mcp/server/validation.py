@@ -475,7 +475,7 @@ _COMPARISONS = {
 
 def _model_problems(error: ModelError) -> Iterator[Problem]:
     """Yield one problem per pydantic error, with the path from its `loc`."""
-    for detail in error.errors(include_url=False, include_context=False):
+    for detail in error.errors(include_url=False):
         path = format_path(
             part for part in detail["loc"] if isinstance(part, str | int)
         )
@@ -487,8 +487,33 @@ def _model_problems(error: ModelError) -> Iterator[Problem]:
             message = message.replace(repr(received), show(received))
         message = cut(message, _MESSAGE_LENGTH)
         scalar = received is None or isinstance(received, str | int | float | bool)
-        yield Problem(
-            path=path,
-            message=message,
-            value=problem_value(received) if scalar else None,
-        )
+        value = problem_value(received) if scalar else None
+        if detail["type"] in ("enum", "literal_error"):
+            yield _model_enum_problem(path, message, received, detail.get("ctx"))
+            continue
+        yield Problem(path=path, message=message, value=value)
+
+
+def _model_enum_problem(
+    path: str, message: str, received: object, context: Any
+) -> Problem:
+    """Return the problem of a value outside a model's enum, with the closest member."""
+    expected = context.get("expected") if isinstance(context, dict) else None
+    allowed = _QUOTED.findall(expected) if isinstance(expected, str) else []
+    closest = None
+    if isinstance(received, str) and allowed:
+        closest = closest_match(received, allowed)
+    if closest is not None:
+        message += f"; did you mean {closest!r}?"
+    return Problem(
+        path=path,
+        message=message,
+        value=problem_value(received),
+        expected=f"one of: {', '.join(allowed)}" if allowed else None,
+        allowed=allowed or None,
+        closest=closest,
+    )
+
+
+# A quoted member in pydantic's list of expected enum values.
+_QUOTED = re.compile(r"'([^']*)'")
