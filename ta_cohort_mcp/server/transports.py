@@ -128,21 +128,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve_http(
-    server: Server[Any], settings: Settings, sock: socket.socket | None = None
-) -> None:
-    """Serve streamable HTTP on `sock`, or on the settings' host and port."""
+def uvicorn_server(server: Server[Any], settings: Settings, sock: socket.socket) -> Any:
+    """Return a `uvicorn.Server` of the HTTP app; serve it with `.serve([sock])`."""
     import uvicorn
 
-    sock = sock or bind_socket(settings.host, settings.port)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
     config = uvicorn.Config(
         http_app(server, settings),
         log_level="warning",
         lifespan="on",
         access_log=False,
     )
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
     mode = "stateless" if settings.stateless else "with sessions"
     auth = "bearer token required" if settings.auth_token else "no bearer token"
     logger.info(
@@ -153,5 +150,13 @@ async def serve_http(
         mode,
         auth,
     )
-    await uvicorn.Server(config).serve(sockets=[sock])
+    return uvicorn.Server(config)
+
+
+async def serve_http(
+    server: Server[Any], settings: Settings, sock: socket.socket | None = None
+) -> None:
+    """Serve streamable HTTP on `sock`, or on the settings' host and port."""
+    sock = sock or bind_socket(settings.host, settings.port)
+    await uvicorn_server(server, settings, sock).serve(sockets=[sock])
     logger.info("HTTP server stopped")
