@@ -111,6 +111,10 @@ class FakeTA:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.incomplete = 0
+        # Endpoints whose request bodies are never read, so the client stalls
+        # while sending; `stalled` counts those requests.
+        self.stall_bodies: set[str] = set()
+        self.stalled = 0
         self._queues: dict[str, deque[Reply]] = defaultdict(deque)
         self._stopping = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -194,8 +198,12 @@ class FakeTA:
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         method, target, _version = request_line.split(b" ")
-        body = await self._read_body(reader, headers)
         parts = urlsplit(target.decode("ascii"))
+        if parts.path.removeprefix("/open/") in self.stall_bodies:
+            self.stalled += 1
+            await self._stopping.wait()
+            return None
+        body = await self._read_body(reader, headers)
         return Received(
             request_line=request_line,
             method=method.decode("ascii"),

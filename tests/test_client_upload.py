@@ -1,8 +1,12 @@
 """Id upload cleaning and streaming: BOM, line ends, blanks, repeats, files, pairs."""
 
+import gc
+import logging
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from client_fixtures import FakeTA
 
@@ -219,3 +223,24 @@ def test_source_repr_names_kind(tmp_path: Path) -> None:
         repr(IdSource.from_file(path)) == "IdSource(file 'ids.csv', with_values=False)"
     )
     assert repr(IdSource.from_ids(["a", "b"])) == "IdSource(2 ids, with_values=False)"
+
+
+async def test_cancelled_upload_closes_file(
+    client: TAClient, fake_ta: FakeTA, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call cancelled while the body is sent closes the id file and logs it."""
+    caplog.set_level(logging.INFO, logger="ta_cohort_mcp")
+    path = tmp_path / "ids.csv"
+    path.write_bytes(b"".join(b"id%08d\n" % number for number in range(800_000)))
+    fake_ta.stall_bodies.add("import-id-cluster-add")
+    with anyio.move_on_after(0.5) as scope:
+        await upload_file(client, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert scope.cancelled_caught
+    assert fake_ta.stalled == 1
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert "interrupted" in caplog.records[-1].getMessage()
+    detail = await client.user_cluster_detail(102, cluster_id=970)
+    assert detail.id == 970

@@ -234,7 +234,9 @@ class CallSender:
             return Reply(checked, stream)
         finally:
             if stream is not None:
-                await stream.aclose()
+                # Shielded, so a cancelled call still closes the id file.
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
 
     def _build_request(self, call: Call, stream: UploadStream | None) -> httpx.Request:
         params = {"token": self._token.get_secret_value(), **call.params}

@@ -170,7 +170,9 @@ async def _read_lines(path: Path) -> AsyncGenerator[str, None]:
             for line in batch:
                 yield line.rstrip("\n")
     finally:
-        await anyio.to_thread.run_sync(handle.close)
+        # Closed in this thread, because an await here is skipped when the
+        # call is cancelled, which would leave the file open.
+        handle.close()
 
 
 def _open_text(path: Path) -> IO[str]:
