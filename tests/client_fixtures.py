@@ -1,10 +1,10 @@
 """A programmable Open API server for the client tests, on raw asyncio sockets.
 
-`FakeTA` speaks just enough HTTP/1.1 (Content-Length and chunked bodies,
-keep-alive) to record every request byte for byte and to reply to each endpoint
-with queued replies: a status, headers and body, a hang until the server stops,
-or a connection closed with no response. An endpoint with no queued reply gets
-the reference's success example.
+`FakeTA` implements just enough HTTP/1.1 (Content-Length and chunked bodies,
+keep-alive) to record every request byte for byte. Each endpoint replies with
+its queued replies in order. A reply is a status, headers and body, a hang until
+the server stops, or a connection closed with no response. An endpoint with no
+queued reply returns the reference's success example.
 """
 
 import asyncio
