@@ -334,12 +334,19 @@ def test_catalog_file_single_object(tmp_path: Path) -> None:
     assert catalogs[102].events[0].name == "consume_item"
 
 
-def test_catalog_file_array_with_default(tmp_path: Path) -> None:
+def test_catalog_file_projects_with_default(tmp_path: Path) -> None:
     path = tmp_path / "catalog.json"
-    fallback = {"events": [{"name": "login"}]}
-    path.write_text(json.dumps([CATALOG, fallback]), encoding="utf-8")
+    data = {"events": [{"name": "login"}], "projects": [CATALOG]}
+    path.write_text(json.dumps(data), encoding="utf-8")
     catalogs = load_catalog_file(path)
     assert set(catalogs) == {102, None}
+    assert catalogs[None].events[0].name == "login"
+
+
+def test_catalog_file_projects_only(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps({"projects": [CATALOG]}), encoding="utf-8")
+    assert list(load_catalog_file(path)) == [102]
 
 
 @pytest.mark.parametrize(
@@ -354,7 +361,9 @@ def test_catalog_file_array_with_default(tmp_path: Path) -> None:
             "pay_amount",
         ),
         ('{"evnts": []}', "evnts"),
-        ('[{"projectId": 1}, {"projectId": 1}]', "more than one catalog for 1"),
+        ('{"projectId": 1, "projects": [{"projectId": 1}]}', "more than one catalog"),
+        ('{"projects": [{"events": []}]}', "projects[0] has no projectId"),
+        ("[]", "is a JSON array"),
     ],
 )
 def test_catalog_file_invalid(tmp_path: Path, text: str, fragment: str) -> None:
@@ -374,7 +383,7 @@ def test_catalog_file_missing(tmp_path: Path) -> None:
 
 def test_catalog_schema_accepts_example() -> None:
     jsonschema.validate(CATALOG, load_schema("catalog"))
-    jsonschema.validate([CATALOG], load_schema("catalog"))
+    jsonschema.validate({"projects": [CATALOG]}, load_schema("catalog"))
 
 
 def test_catalog_schema_rejects_unknown_type() -> None:

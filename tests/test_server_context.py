@@ -483,3 +483,55 @@ async def test_no_catalog_when_ta_lacks_endpoint(
     assert caught.value.code == types.INVALID_PARAMS
     assert "no event catalog" in caught.value.message
     assert "secret-token" not in caught.value.message
+
+
+# The event_catalog tool
+
+
+async def test_event_catalog_tool_lists_catalog(client: Client) -> None:
+    result = await client.call_tool("event_catalog", {})
+    assert not result.is_error, result.content
+    structured = result.structured_content or {}
+    events = {event["name"] for event in structured["events"]}
+    assert structured["projectId"] == 102
+    assert "consume_item" in events
+    text = result.content[0]
+    assert isinstance(text, types.TextContent)
+    assert "user_level (number)" in text.text
+
+
+async def test_event_catalog_tool_one_event(client: Client) -> None:
+    result = await client.call_tool(
+        "event_catalog", {"projectId": 102, "eventName": "pay"}
+    )
+    structured = result.structured_content or {}
+    names = [prop["name"] for prop in structured["eventProperties"]]
+    assert [event["name"] for event in structured["events"]] == ["pay"]
+    assert "pay_amount" in names
+    assert "stage" not in names
+
+
+async def test_event_catalog_tool_unknown_event(client: Client) -> None:
+    result = await client.call_tool("event_catalog", {"eventName": "consume_iten"})
+    assert result.is_error
+    error = (result.structured_content or {})["error"]
+    assert error["kind"] == "unknown_event"
+    assert "did you mean 'consume_item'?" in error["message"]
+
+
+async def test_event_catalog_tool_is_read_only(client: Client) -> None:
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    annotations = tools["event_catalog"].annotations
+    assert annotations is not None
+    assert annotations.read_only_hint is True
+
+
+async def test_event_catalog_tool_without_catalog(fake_ta: FakeTA) -> None:
+    fake_ta.program("/_sandbox/catalog", Reply(status=404, body="not found"))
+    settings = Settings(
+        base_url=fake_ta.base_url, token=SecretStr("t0ken"), project_id=102
+    )
+    async with Client(build_server(settings)) as session:
+        result = await session.call_tool("event_catalog", {})
+    assert result.is_error
+    assert (result.structured_content or {})["error"]["kind"] == "catalog_unavailable"

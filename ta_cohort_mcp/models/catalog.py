@@ -1,17 +1,18 @@
 """The event catalog: a project's events, event properties and user properties.
 
-A catalog file (`TA_CATALOG_FILE`) contains one catalog object or a JSON array of
-them, one per project; the sandbox serves the same object at `/_sandbox/catalog`.
-A catalog without `projectId` applies to every project that has no catalog of its
-own.
+The sandbox serves one catalog object at `/_sandbox/catalog`. A catalog file
+(`TA_CATALOG_FILE`) is one such object; its `projects` list can add the
+catalogs of further projects. A catalog without `projectId` applies to every
+project that has no catalog of its own.
 """
 
 from enum import StrEnum
 from typing import Self
 
-from pydantic import Field, RootModel, model_validator
+from pydantic import Field, model_validator
 
 from ta_cohort_mcp.models.base import RequestModel, closest_names
+from ta_cohort_mcp.models.requests import ProjectId
 
 
 class PropertyType(StrEnum):
@@ -36,21 +37,13 @@ class CatalogEvent(RequestModel):
 
     name: str = Field(min_length=1, description="Event name, such as pay.")
     displayName: str | None = Field(default=None, description="Name shown in TA.")
-    properties: list[str | CatalogProperty] | None = Field(
+    properties: list[str] | None = Field(
         default=None,
         description=(
-            "Event properties this event carries: names from eventProperties, or "
-            "properties with their type. Absent: every event property is accepted."
+            "Names of the event properties this event carries, from "
+            "eventProperties. Absent: every event property is accepted."
         ),
     )
-
-    def property_names(self) -> list[str] | None:
-        """Return the names in `properties`, or None when the event lists none."""
-        if self.properties is None:
-            return None
-        return [
-            item if isinstance(item, str) else item.name for item in self.properties
-        ]
 
 
 def _duplicates(names: list[str]) -> list[str]:
@@ -96,7 +89,7 @@ class EventCatalog(RequestModel):
         known = lists["eventProperties"]
         for event in self.events:
             for item in event.properties or []:
-                if isinstance(item, str) and item not in known:
+                if item not in known:
                     hint = closest_names(item, known)
                     message = (
                         f"event {event.name!r} lists property {item!r}, which is not "
@@ -108,19 +101,42 @@ class EventCatalog(RequestModel):
         return self
 
 
-class CatalogFile(RootModel[EventCatalog | list[EventCatalog]]):
-    """A catalog file: one catalog object, or an array of them, one per project."""
+class CatalogFile(EventCatalog):
+    """A catalog file: one catalog, and optionally the catalogs of more projects."""
+
+    projects: list[EventCatalog] = Field(
+        default_factory=list,
+        description="Catalogs of further projects, each with its projectId.",
+    )
 
     def catalogs(self) -> list[EventCatalog]:
-        """Return the catalogs of the file as a list."""
-        if isinstance(self.root, EventCatalog):
-            return [self.root]
-        return list(self.root)
+        """Return the catalogs of the file: the top level (if it has any), then projects.
+
+        The top level counts as a catalog when it has a projectId or lists
+        anything, so a file of `projects` alone does not apply to other projects.
+        """
+        top = EventCatalog(
+            projectId=self.projectId,
+            events=self.events,
+            eventProperties=self.eventProperties,
+            userProperties=self.userProperties,
+        )
+        listed = self.events or self.eventProperties or self.userProperties
+        has_top = self.projectId is not None or bool(listed)
+        return [top, *self.projects] if has_top else list(self.projects)
 
     @model_validator(mode="after")
     def _check_projects(self) -> Self:
+        for index, catalog in enumerate(self.projects):
+            if catalog.projectId is None:
+                raise ValueError(
+                    f"projects[{index}] has no projectId; give the project it "
+                    "describes, or move its lists to the top level"
+                )
         projects = [
-            "every project" if catalog.projectId is None else str(catalog.projectId)
+            "every project"
+            if catalog.projectId is None
+            else f"project {catalog.projectId}"
             for catalog in self.catalogs()
         ]
         repeated = _duplicates(projects)
@@ -130,3 +146,14 @@ class CatalogFile(RootModel[EventCatalog | list[EventCatalog]]):
                 "merge them into one"
             )
         return self
+
+
+class EventCatalogArguments(RequestModel):
+    """Arguments of the event_catalog tool."""
+
+    projectId: ProjectId
+    eventName: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Only this event and the properties it carries.",
+    )

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Self
 from pydantic import Field, model_validator
 
 from ta_cohort_mcp.models.base import RequestModel
+from ta_cohort_mcp.models.catalog import EventCatalogArguments
 from ta_cohort_mcp.models.enums import ClusterCatalog, ClusterType, SubConditionTabType
 from ta_cohort_mcp.models.requests import (
     ByIdQuery,
@@ -270,4 +271,5 @@ TOOL_ARGUMENT_MODELS: dict[str, type[RequestModel]] = {
     "import_id_cluster_modify_by_name": ImportIdClusterModifyByNameArguments,
     "validate_definition": ValidateDefinitionArguments,
     "refresh_and_wait": RefreshAndWaitArguments,
+    "event_catalog": EventCatalogArguments,
 }

@@ -31,12 +31,7 @@ from ta_cohort_mcp.models import (
     TableType,
     TagDefinition,
 )
-from ta_cohort_mcp.models.catalog import (
-    CatalogFile,
-    CatalogProperty,
-    EventCatalog,
-    PropertyType,
-)
+from ta_cohort_mcp.models.catalog import CatalogFile, EventCatalog, PropertyType
 from ta_cohort_mcp.server.problems import (
     Problem,
     closest_first,
@@ -111,15 +106,10 @@ class ProjectCatalog:
         # Event name -> its own properties, for events that list them.
         self._event_own: dict[str, dict[str, PropertyType]] = {}
         for event in catalog.events:
-            if event.properties is None:
-                continue
-            own: dict[str, PropertyType] = {}
-            for item in event.properties:
-                if isinstance(item, CatalogProperty):
-                    own[item.name] = item.type
-                else:
-                    own[item] = self.event_properties[item]
-            self._event_own[event.name] = own
+            if event.properties is not None:
+                self._event_own[event.name] = {
+                    name: self.event_properties[name] for name in event.properties
+                }
 
     def event_property_types(self, event_name: str | None) -> dict[str, PropertyType]:
         """Return the properties an event carries: its own list, or every event property.
@@ -128,11 +118,7 @@ class ProjectCatalog:
         """
         if event_name is not None and event_name in self._event_own:
             return self._event_own[event_name]
-        merged = dict(self.event_properties)
-        for own in self._event_own.values():
-            for name, kind in own.items():
-                merged.setdefault(name, kind)
-        return merged
+        return self.event_properties
 
     def lists_properties(self, event_name: str | None) -> bool:
         """Return whether the catalog lists the properties of this event."""
@@ -165,6 +151,11 @@ def load_catalog_file(path: Path) -> dict[int | None, EventCatalog]:
             f"the catalog file {path} is not valid JSON: {error.msg} at line "
             f"{error.lineno}, column {error.colno}"
         ) from None
+    if isinstance(data, list):
+        raise CatalogFileError(
+            f"the catalog file {path} is a JSON array; it must be one catalog "
+            "object, with the catalogs of further projects in its projects list"
+        )
     try:
         parsed = CatalogFile.model_validate(data)
     except ValidationError as error:
@@ -188,8 +179,6 @@ def parse_served_catalog(data: Any) -> EventCatalog:
 
 
 def _first_error(error: ValidationError) -> str:
-    # With a union at the top, pydantic reports each branch; the object branch
-    # describes a file written as one catalog, so its errors come first.
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"])
     count = error.error_count()

@@ -159,6 +159,7 @@ def register(registry: HandlerRegistry, state: ServerState) -> ContextServices:
     registry.on_get_prompt = get_prompt
     registry.on_completion = complete
     registry.instructions.append(INSTRUCTIONS)
+    state.catalog_reader = services.catalog
     return services
 
 

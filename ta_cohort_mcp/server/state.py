@@ -18,6 +18,7 @@ from mcp.server.context import ServerRequestContext
 from ta_cohort_mcp.client import TAClient
 from ta_cohort_mcp.config import Settings
 from ta_cohort_mcp.models import ClusterDefinition, TagDefinition
+from ta_cohort_mcp.server.catalog import ProjectCatalog
 from ta_cohort_mcp.server.confirm import ConfirmationStore
 from ta_cohort_mcp.server.problems import Problem
 
@@ -58,6 +59,9 @@ DefinitionChecker = Callable[
     Awaitable[Sequence[Problem]],
 ]
 
+# Returns the event catalog of a project, or None when it has none.
+CatalogReader = Callable[[int], Awaitable[ProjectCatalog | None]]
+
 
 @dataclass
 class HandlerRegistry:
@@ -91,6 +95,7 @@ class ServerState:
     confirmations: ConfirmationStore
     clock: Callable[[], float] = time.monotonic
     definition_checker: DefinitionChecker | None = None
+    catalog_reader: CatalogReader | None = None
 
     @staticmethod
     def client(ctx: Context) -> TAClient:
