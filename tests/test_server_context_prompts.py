@@ -1,5 +1,6 @@
 """Prompt files: parsing, rendering and the files shipped in prompts/."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from ta_cohort_mcp.server.prompts import (
     parse_prompt,
     prompt_directory,
 )
+from ta_cohort_mcp.server.tools import ALL_TOOLS
 
 SHIPPED = {
     "build_cohort",
@@ -20,6 +22,16 @@ SHIPPED = {
     "refresh_and_report",
     "review_cohorts",
     "import_ids",
+}
+
+# Shapes of the resource URIs, with every variable written {x}.
+RESOURCE_SHAPES = {
+    "ta://projects/{x}/catalog",
+    "ta://projects/{x}/clusters",
+    "ta://projects/{x}/clusters/{x}",
+    "ta://reference/definitions",
+    "ta://schemas/qp",
+    "ta://schemas/tagQp",
 }
 
 GOOD = """+++
@@ -169,3 +181,17 @@ def test_catalog_unknown_prompt_is_invalid_params() -> None:
         catalog.get_result(params)
     assert caught.value.code == types.INVALID_PARAMS
     assert "did you mean 'build_cohort'" in caught.value.message
+
+
+def test_shipped_prompts_name_existing_tools() -> None:
+    tool_like = re.compile(r"`([a-z]+(?:_[a-z]+)+)`")
+    for spec in load_prompts().values():
+        for name in tool_like.findall(spec.text):
+            assert name in ALL_TOOLS, f"{spec.name} names unknown tool {name}"
+
+
+def test_shipped_prompts_name_existing_resources() -> None:
+    for spec in load_prompts().values():
+        for uri in re.findall(r"ta://[^\s`),]+", spec.text):
+            shape = re.sub(r"\{\{\w+\}\}|<\w+>", "{x}", uri)
+            assert shape.rstrip(".") in RESOURCE_SHAPES, f"{spec.name}: {uri}"
