@@ -18,7 +18,12 @@ from ta_cohort_mcp.client import (
     TATimeoutError,
     TAUsageError,
 )
-from ta_cohort_mcp.models import ClusterUpdateRequest, ImportAddQuery
+from ta_cohort_mcp.models import (
+    ClusterAddRequest,
+    ClusterUpdateRequest,
+    ImportAddQuery,
+    ImportModifyQuery,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -159,12 +164,22 @@ async def test_bad_data_is_format_error(client: TAClient, fake_ta: FakeTA) -> No
 
 
 async def test_bad_add_data_is_format_error(client: TAClient, fake_ta: FakeTA) -> None:
-    from ta_cohort_mcp.models import ClusterAddRequest
-
     fake_ta.program("user-cluster-add", envelope({"id": 1}))
     body = ClusterAddRequest.model_validate(load_example("add-cluster.request"))
-    with pytest.raises(TAResponseFormatError):
+    with pytest.raises(TAResponseFormatError) as caught:
         await client.user_cluster_add(body)
+    assert "the cluster was created" in str(caught.value)
+    assert "cluster_name='recent_7_days_consume'" in str(caught.value)
+
+
+async def test_bad_upload_data_is_format_error(
+    client: TAClient, fake_ta: FakeTA
+) -> None:
+    fake_ta.program("import-id-cluster-modify", envelope([1, 2]))
+    query = ImportModifyQuery(projectId=1, clusterId=2)
+    with pytest.raises(TAResponseFormatError) as caught:
+        await client.import_id_cluster_modify(query, IdSource.from_ids(["a"]))
+    assert "the upload was applied" in str(caught.value)
 
 
 async def test_detail_needs_one_key(client: TAClient, fake_ta: FakeTA) -> None:

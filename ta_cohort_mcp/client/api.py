@@ -98,7 +98,9 @@ class TAClient(CallSender):
             check_hint=_detail_hint(body.projectId, name=body.clusterName, add=True),
         )
         reply = await self._run(call)
-        return _as_cluster_id(reply.data, call.endpoint)
+        return _as_cluster_id(
+            reply.data, call.endpoint, body.projectId, body.clusterName
+        )
 
     async def user_cluster_detail(
         self,
@@ -400,8 +402,9 @@ class TAClient(CallSender):
             result = _parse_data(ImportResult, reply.data, call.endpoint)
         elif reply.data not in (None, ""):
             raise TAResponseFormatError(
-                f"{call.endpoint} returned data of type {type(reply.data).__name__}; "
-                "expected an object with the upload counts, or an empty string",
+                f"{call.endpoint} returned return_code 0, so the upload was applied, "
+                f"but its data is of type {type(reply.data).__name__}, not the upload "
+                "counts. Read the cluster with user_cluster_detail to see usersNum.",
                 endpoint=call.endpoint,
             )
         return reply.upload.outcome(result)
@@ -526,13 +529,14 @@ def _parse_data(model: type[ModelT], data: Any, endpoint: str) -> ModelT:
     )
 
 
-def _as_cluster_id(data: Any, endpoint: str) -> int:
+def _as_cluster_id(data: Any, endpoint: str, project_id: int, name: str) -> int:
     if isinstance(data, int) and not isinstance(data, bool):
         return data
     if isinstance(data, str) and data.isdigit():
         return int(data)
     raise TAResponseFormatError(
-        f"{endpoint} returned data of type {type(data).__name__}; expected the new "
-        "cluster id as an integer",
+        f"{endpoint} returned return_code 0, so the cluster was created, but its "
+        f"data is of type {type(data).__name__}, not the new cluster id. Find the "
+        f"id with user_cluster_detail({project_id}, cluster_name={name!r}).",
         endpoint=endpoint,
     )

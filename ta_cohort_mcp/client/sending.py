@@ -241,6 +241,9 @@ class CallSender:
     def _build_request(self, call: Call, stream: UploadStream | None) -> httpx.Request:
         params = {"token": self._token.get_secret_value(), **call.params}
         if stream is not None:
+            # NOTE: a streamed body goes out chunked, with no Content-Length. The
+            # reference's curl example sends Content-Length; chunked uploads are
+            # tested against the sandbox, not against a TA server.
             return self._http.build_request(
                 call.method,
                 call.path,

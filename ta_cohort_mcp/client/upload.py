@@ -300,6 +300,8 @@ class UploadStream:
             if not user_id:
                 self.missing_id_dropped += 1
                 return None
+            # NOTE: how TA reads an empty value ("id,") or a comma inside a value
+            # is not documented; both rows are sent as they are.
             row = f"{user_id},{value.strip()}"
         if user_id in self._seen:
             self.duplicates_dropped += 1
