@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from client_fixtures import FakeTA, envelope
 from reference_examples import load_example
@@ -276,3 +277,19 @@ async def test_base_url_path_prefix(fake_ta: FakeTA) -> None:
     async with TAClient(f"{fake_ta.base_url}/ta/", TOKEN) as client:
         await client.user_cluster_refresh(102, 970)
     assert fake_ta.last().path == "/ta/open/user-cluster-refresh"
+
+
+async def test_custom_transport_used() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"return_code": 0, "data": {"progress": 100}})
+
+    transport = httpx.MockTransport(handle)
+    async with TAClient("http://ta.invalid:8992", TOKEN, transport=transport) as client:
+        progress = await client.user_cluster_refresh_progress(102, 970)
+    assert progress.progress == 100
+    assert len(seen) == 1
+    assert seen[0].url.host == "ta.invalid"
+    assert seen[0].url.params["clusterId"] == "970"
