@@ -1,0 +1,68 @@
+"""The MCP Inspector CLI lists and calls the tools; runs only where `npx` exists.
+
+Inspector 0.15.0 is the newest release that runs on Node 20. Its first run
+downloads it, which took about 15 s on a 2-core machine, hence the long timeout.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("npx") is None, reason="npx (Node.js) is not installed"
+    ),
+]
+
+INSPECTOR = "@modelcontextprotocol/inspector@0.15.0"
+TIMEOUT = 120
+
+
+def inspect(*method: str) -> dict[str, object]:
+    npx = shutil.which("npx")
+    assert npx is not None
+    command = [
+        npx,
+        "-y",
+        INSPECTOR,
+        "--cli",
+        sys.executable,
+        "-m",
+        "ta_cohort_mcp",
+        "serve",
+        "--sandbox",
+        *method,
+    ]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    output: dict[str, object] = json.loads(completed.stdout)
+    return output
+
+
+def test_inspector_lists_tools() -> None:
+    output = inspect("--method", "tools/list")
+    tools = output["tools"]
+    assert isinstance(tools, list)
+    names = {tool["name"] for tool in tools}
+    assert {"user_cluster_add", "user_cluster_detail", "refresh_and_wait"} <= names
+
+
+def test_inspector_calls_tool() -> None:
+    output = inspect(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "user_cluster_list",
+        "--tool-arg",
+        "projectId=102",
+    )
+    assert output.get("isError") is not True
+    content = output["structuredContent"]
+    assert isinstance(content, dict)
+    assert "userClusters" in content
