@@ -672,6 +672,37 @@ def test_invalid_upload(sandbox, sandbox_http, content, content_type):
     assert error_of(response)[0] == ErrorCode.INVALID_UPLOAD
 
 
+@pytest.mark.parametrize(
+    ("params", "first_line", "content_type", "expected"),
+    [
+        ({}, b"acc1,extra\n", "text/csv", ErrorCode.INVALID_UPLOAD),
+        ({}, b"acc1\n", "application/octet-stream", ErrorCode.INVALID_UPLOAD),
+        ({"token": ""}, b"acc1\n", "text/csv", ErrorCode.TOKEN_EMPTY),
+    ],
+    ids=["bad-first-line", "wrong-type", "no-token"],
+)
+def test_rejected_large_upload_gets_envelope(
+    sandbox, params, first_line, content_type, expected
+):
+    def chunks() -> Iterator[bytes]:
+        yield first_line
+        for _ in range(100):
+            yield b"acc2\n" * 20_000
+
+    query = {
+        "token": sandbox.token,
+        "projectId": 102,
+        "displayName": "large",
+        "mainColumnName": "#account_id",
+        **params,
+    }
+    with httpx.Client(base_url=sandbox.base_url, timeout=60.0) as client:
+        response = upload(
+            client, "import-id-cluster-add", query, chunks(), content_type
+        )
+    assert error_of(response)[0] == expected
+
+
 def test_unknown_main_column(sandbox, sandbox_http):
     response = upload(
         sandbox_http,

@@ -129,13 +129,17 @@ class Sandbox:
         self.faults = FaultPlan()
         self.stats = RequestStats()
         self.store = Store(config.db_path)
-        self.store.load_sample_data(
-            config.projects,
-            users=config.users,
-            seed=config.seed,
-            today=self.today,
-            events_per_user=config.events_per_user,
-        )
+        try:
+            self.store.load_sample_data(
+                config.projects,
+                users=config.users,
+                seed=config.seed,
+                today=self.today,
+                events_per_user=config.events_per_user,
+            )
+        except BaseException:
+            self.store.close()
+            raise
         self.refresher = RefreshManager(
             self.store, today=self.today, faults=self.faults
         )
