@@ -132,7 +132,7 @@ class ProjectCatalog:
 
 
 def load_catalog_file(path: Path) -> dict[int | None, EventCatalog]:
-    """Read a catalog file; the key None holds the catalog of every other project.
+    """Read a catalog file; the key None is the catalog of every other project.
 
     Raises:
         CatalogFileError: the file cannot be read, is not JSON, or is invalid.

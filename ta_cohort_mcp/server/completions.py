@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 MAX_VALUES = 100
 # Cluster names of a project are listed again after this many seconds.
 CLUSTER_NAMES_TTL = 30.0
-# Names asked of TA per list request, and the most pages read per catalog, so a
-# completion costs at most 2 x 20 requests and considers 20,000 names of each.
+# Names requested per list request, and the maximum pages read per catalog, so
+# a completion costs at most 2 x 20 requests and considers 20,000 names of each.
 CLUSTER_NAMES_PAGE_SIZE = 1000
 MAX_CLUSTER_NAME_PAGES = 20
 
@@ -104,28 +104,43 @@ class CompletionService:
         context: Mapping[str, str] = {}
         if params.context is not None and params.context.arguments:
             context = params.context.arguments
+
         if name == "projectId":
             projects = [str(project) for project in listed_projects(self.settings)]
             return types.CompleteResult(completion=prefix_completion(projects, prefix))
         project_id = self._project(context)
         if project_id is None:
             return _empty()
+
         if name == "clusterName":
-            names = await self._names(client, project_id)
-            if names is None:
-                return _empty()
-            completion = prefix_completion(names.names, prefix, complete=names.complete)
-            return types.CompleteResult(completion=completion)
-        if name in ("eventName", "columnName"):
-            catalog = await self._catalog(project_id)
-            if catalog is None:
-                return _empty()
-            if name == "eventName":
-                values: Iterable[str] = catalog.events
-            else:
-                values = _column_names(catalog, context.get("eventName"))
-            return types.CompleteResult(completion=prefix_completion(values, prefix))
-        return _empty()
+            completion = await self._complete_cluster_name(client, project_id, prefix)
+        elif name in ("eventName", "columnName"):
+            completion = await self._complete_from_catalog(
+                project_id, name, prefix, context.get("eventName")
+            )
+        else:
+            completion = None
+        if completion is None:
+            return _empty()
+        return types.CompleteResult(completion=completion)
+
+    async def _complete_cluster_name(
+        self, client: TAClient, project_id: int, prefix: str
+    ) -> types.Completion | None:
+        names = await self._names(client, project_id)
+        if names is None:
+            return None
+        return prefix_completion(names.names, prefix, complete=names.complete)
+
+    async def _complete_from_catalog(
+        self, project_id: int, name: str, prefix: str, event_name: str | None
+    ) -> types.Completion | None:
+        catalog = await self._catalog(project_id)
+        if catalog is None:
+            return None
+        if name == "eventName":
+            return prefix_completion(catalog.events, prefix)
+        return prefix_completion(_column_names(catalog, event_name), prefix)
 
     def _project(self, context: Mapping[str, str]) -> int | None:
         """Return the project in the context, else the default; None if neither fits."""

@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Path of the sandbox's catalog endpoint, below the API's base URL.
 SANDBOX_CATALOG_PATH = "/_sandbox/catalog"
-# Seconds allowed for the catalog request; the catalog is optional, so a slow
-# server must not hold up the tool call that needs it for long.
+# Seconds allowed for the catalog request. The catalog is optional, so a slow
+# server must not hold up for long the tool call that needs it.
 CATALOG_TIMEOUT = 10.0
 
 INSTRUCTIONS = (
@@ -166,8 +166,9 @@ def register(registry: HandlerRegistry, state: ServerState) -> ContextServices:
 def sandbox_catalog_fetcher(settings: Settings) -> CatalogFetcher | None:
     """Return a fetcher of `GET /_sandbox/catalog`, or None without a base URL and token.
 
-    The fetcher returns None, and logs why, whenever the server does not serve a
-    catalog: TA answers such a path with an HTTP error or a non-zero return_code.
+    The fetcher returns None, and logs why, whenever the response is not a
+    catalog: an HTTP error such as 404, a body that is not the JSON envelope, a
+    non-zero return_code or data that does not fit the catalog format.
     """
     if not settings.base_url or settings.token is None:
         return None

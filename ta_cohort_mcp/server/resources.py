@@ -55,7 +55,7 @@ CLUSTER_TEMPLATE = "ta://projects/{projectId}/clusters/{clusterName}"
 CATALOG_TEMPLATE = "ta://projects/{projectId}/catalog"
 TEMPLATES = (CLUSTERS_TEMPLATE, CLUSTER_TEMPLATE, CATALOG_TEMPLATE)
 
-# Clusters per resources/list page, which is also the pageSize asked of TA.
+# Clusters per resources/list page, which is also the pageSize requested from TA.
 LIST_PAGE_SIZE = 100
 # Entries of each catalog that a read of ta://projects/{projectId}/clusters shows;
 # 1000 is the largest pageSize the list request model accepts.
