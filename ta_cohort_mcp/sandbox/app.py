@@ -183,6 +183,10 @@ def _describe(error: ValidationError, *, where: str) -> str:
     for detail in error.errors()[:3]:
         path = _location(tuple(detail["loc"]))
         message = str(detail["msg"]).removeprefix("Value error, ")
+        value = detail.get("input")
+        shown = isinstance(value, str | int | float) and len(repr(value)) <= 80
+        if shown and "got " not in message:
+            message += f" (got {value!r})"
         if where == "query" and detail["type"] == "missing":
             messages.append(f"The parameter ({path}) is empty")
         elif path:
@@ -312,6 +316,7 @@ class _OpenEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._sandbox.stats.record(self.name)
         for rule in self._sandbox.faults.take_request_faults(self.name):
+            logger.info("fault %s applied to %s", rule.kind.value, self.name)
             if rule.kind is FaultKind.LATENCY:
                 await anyio.sleep(rule.seconds)
                 continue

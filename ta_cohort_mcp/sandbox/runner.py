@@ -163,7 +163,8 @@ class SandboxServer:
             log_config=None,
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=1,
+            # stop() cancels requests still running instead of waiting for them.
+            timeout_graceful_shutdown=0,
         )
         server = uvicorn.Server(uvicorn_config)
         thread = threading.Thread(
