@@ -958,6 +958,7 @@ def test_curl_reference_upload(sandbox, tmp_path):
     curl = shutil.which("curl")
     if curl is None:
         pytest.skip("curl is not installed")
+
     accounts = account_ids(sandbox, 102, 5)
     ids_file = tmp_path / "test.csv"
     ids_file.write_text("\n".join(accounts) + "\n", encoding="ascii")
@@ -965,6 +966,7 @@ def test_curl_reference_upload(sandbox, tmp_path):
         f"{sandbox.base_url}/open/import-id-cluster-add?token={sandbox.token}"
         "&projectId=102&displayName=xxxx&mainColumnName=%23account_id"
     )
+
     result = subprocess.run(
         [
             curl,
@@ -980,6 +982,7 @@ def test_curl_reference_upload(sandbox, tmp_path):
         check=True,
         timeout=30,
     )
+
     body = json.loads(result.stdout)
     assert body["return_code"] == 0
     assert body["data"]["uploadNum"] == 5

@@ -348,7 +348,7 @@ def test_fault_first_response_rule_only():
     assert [rule.kind for rule in second] == [FaultKind.HTML]
 
 
-def test_fault_slow_refresh_not_taken_by_requests():
+def test_slow_refresh_ignored_by_requests():
     plan = FaultPlan()
     plan.add("slow_refresh", "user-cluster-refresh", count=1)
     assert plan.take_request_faults("user-cluster-refresh") == []
