@@ -76,8 +76,16 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def client(sandbox: SandboxServer, mode: str) -> AsyncIterator[Client]:
+    """A session in each protocol era, for the main behaviours."""
     server = build_server(sandbox_settings(sandbox))
     async with Client(server, mode=mode) as session:  # type: ignore[arg-type]
+        yield session
+
+
+@pytest.fixture
+async def auto_client(sandbox: SandboxServer) -> AsyncIterator[Client]:
+    """A session in the default era only, for error paths and variants."""
+    async with Client(build_server(sandbox_settings(sandbox))) as session:
         yield session
 
 
@@ -173,15 +181,17 @@ async def test_read_cluster_detail(client: Client, cluster_name: str) -> None:
     assert "usersNum" in detail
 
 
-async def test_list_includes_new_cluster(client: Client, cluster_name: str) -> None:
-    added = await client.call_tool(
+async def test_list_includes_new_cluster(
+    auto_client: Client, cluster_name: str
+) -> None:
+    added = await auto_client.call_tool(
         "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
     )
     assert not added.is_error, added.content
     uris: set[str] = set()
     cursor = None
     while True:
-        page = await client.list_resources(cursor=cursor)
+        page = await auto_client.list_resources(cursor=cursor)
         uris.update(resource.uri for resource in page.resources)
         cursor = page.next_cursor
         if cursor is None:
@@ -190,12 +200,14 @@ async def test_list_includes_new_cluster(client: Client, cluster_name: str) -> N
     assert "ta://projects/2/clusters" in uris
 
 
-async def test_read_project_clusters(client: Client, cluster_name: str) -> None:
-    added = await client.call_tool(
+async def test_read_project_clusters(auto_client: Client, cluster_name: str) -> None:
+    added = await auto_client.call_tool(
         "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
     )
     assert not added.is_error, added.content
-    data = json.loads(text_of(await client.read_resource("ta://projects/102/clusters")))
+    data = json.loads(
+        text_of(await auto_client.read_resource("ta://projects/102/clusters"))
+    )
     names = {item["clusterName"] for item in data["clusters"]["items"]}
     assert data["projectId"] == 102
     assert cluster_name in names
@@ -222,16 +234,16 @@ async def test_read_project_catalog(client: Client) -> None:
         ("ta://other", "unknown resource"),
     ],
 )
-async def test_read_invalid_uri(client: Client, uri: str, fragment: str) -> None:
+async def test_read_invalid_uri(auto_client: Client, uri: str, fragment: str) -> None:
     with pytest.raises(MCPError) as caught:
-        await client.read_resource(uri)
+        await auto_client.read_resource(uri)
     assert caught.value.code == types.INVALID_PARAMS
     assert fragment in caught.value.message
 
 
-async def test_list_invalid_cursor(client: Client) -> None:
+async def test_list_invalid_cursor(auto_client: Client) -> None:
     with pytest.raises(MCPError) as caught:
-        await client.list_resources(cursor="not-a-cursor")
+        await auto_client.list_resources(cursor="not-a-cursor")
     assert caught.value.code == types.INVALID_PARAMS
     assert "invalid cursor" in caught.value.message
 
@@ -249,8 +261,8 @@ async def test_list_prompts_with_arguments(client: Client) -> None:
         assert prompt.description
 
 
-async def test_project_argument_optional_with_default(client: Client) -> None:
-    listed = await client.list_prompts()
+async def test_project_argument_optional_with_default(auto_client: Client) -> None:
+    listed = await auto_client.list_prompts()
     for prompt in listed.prompts:
         project = next(a for a in prompt.arguments or [] if a.name == "projectId")
         assert project.required is False, prompt.name
@@ -282,9 +294,9 @@ async def test_get_prompt(
     assert "{{" not in message.content.text
 
 
-async def test_get_prompt_missing_argument(client: Client) -> None:
+async def test_get_prompt_missing_argument(auto_client: Client) -> None:
     with pytest.raises(MCPError) as caught:
-        await client.get_prompt("refresh_and_report", {})
+        await auto_client.get_prompt("refresh_and_report", {})
     assert caught.value.code == types.INVALID_PARAMS
     assert "clusterName" in caught.value.message
 
@@ -318,16 +330,18 @@ async def test_complete_cluster_name(client: Client, cluster_name: str) -> None:
 
 
 async def test_complete_cluster_name_template(
-    client: Client, cluster_name: str
+    auto_client: Client, cluster_name: str
 ) -> None:
-    added = await client.call_tool(
+    added = await auto_client.call_tool(
         "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
     )
     assert not added.is_error, added.content
     ref = types.ResourceTemplateReference(
         uri="ta://projects/{projectId}/clusters/{clusterName}"
     )
-    result = await client.complete(ref, {"name": "clusterName", "value": cluster_name})
+    result = await auto_client.complete(
+        ref, {"name": "clusterName", "value": cluster_name}
+    )
     assert result.completion.values == [cluster_name]
 
 
@@ -344,9 +358,9 @@ async def test_complete_column_name(client: Client) -> None:
     assert result.completion.values == ["#account_id"]
 
 
-async def test_complete_column_name_of_event(client: Client) -> None:
+async def test_complete_column_name_of_event(auto_client: Client) -> None:
     ref = types.PromptReference(name="import_ids")
-    result = await client.complete(
+    result = await auto_client.complete(
         ref,
         {"name": "columnName", "value": "pay_"},
         context_arguments={"eventName": "pay"},
@@ -354,9 +368,9 @@ async def test_complete_column_name_of_event(client: Client) -> None:
     assert result.completion.values == ["pay_amount"]
 
 
-async def test_complete_unknown_argument_empty(client: Client) -> None:
+async def test_complete_unknown_argument_empty(auto_client: Client) -> None:
     ref = types.PromptReference(name="build_cohort")
-    result = await client.complete(ref, {"name": "nothing", "value": ""})
+    result = await auto_client.complete(ref, {"name": "nothing", "value": ""})
     assert result.completion.values == []
 
 
@@ -387,9 +401,9 @@ async def test_add_comparator_not_fitting_rejected(
 
 
 async def test_add_rejected_sends_nothing(
-    sandbox: SandboxServer, client: Client, cluster_name: str
+    sandbox: SandboxServer, auto_client: Client, cluster_name: str
 ) -> None:
-    await client.call_tool(
+    await auto_client.call_tool(
         "user_cluster_add", add_arguments(cluster_name, with_event("consume_iten"))
     )
     assert sandbox.store.get_by_name(102, cluster_name) is None
@@ -419,8 +433,8 @@ async def test_validate_misspelt_event(client: Client) -> None:
     assert problems[0]["closest"] == "consume_item"
 
 
-async def test_validate_reference_example_valid(client: Client) -> None:
-    result = await client.call_tool("validate_definition", {"qp": REFERENCE_QP})
+async def test_validate_reference_example_valid(auto_client: Client) -> None:
+    result = await auto_client.call_tool("validate_definition", {"qp": REFERENCE_QP})
     assert problems_of(result) == []
     assert not result.is_error
 
@@ -500,8 +514,8 @@ async def test_event_catalog_tool_lists_catalog(client: Client) -> None:
     assert "user_level (number)" in text.text
 
 
-async def test_event_catalog_tool_one_event(client: Client) -> None:
-    result = await client.call_tool(
+async def test_event_catalog_tool_one_event(auto_client: Client) -> None:
+    result = await auto_client.call_tool(
         "event_catalog", {"projectId": 102, "eventName": "pay"}
     )
     structured = result.structured_content or {}
@@ -511,16 +525,16 @@ async def test_event_catalog_tool_one_event(client: Client) -> None:
     assert "stage" not in names
 
 
-async def test_event_catalog_tool_unknown_event(client: Client) -> None:
-    result = await client.call_tool("event_catalog", {"eventName": "consume_iten"})
+async def test_event_catalog_tool_unknown_event(auto_client: Client) -> None:
+    result = await auto_client.call_tool("event_catalog", {"eventName": "consume_iten"})
     assert result.is_error
     error = (result.structured_content or {})["error"]
     assert error["kind"] == "unknown_event"
     assert "did you mean 'consume_item'?" in error["message"]
 
 
-async def test_event_catalog_tool_is_read_only(client: Client) -> None:
-    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+async def test_event_catalog_tool_is_read_only(auto_client: Client) -> None:
+    tools = {tool.name: tool for tool in (await auto_client.list_tools()).tools}
     annotations = tools["event_catalog"].annotations
     assert annotations is not None
     assert annotations.read_only_hint is True
@@ -535,3 +549,51 @@ async def test_event_catalog_tool_without_catalog(fake_ta: FakeTA) -> None:
         result = await session.call_tool("event_catalog", {})
     assert result.is_error
     assert (result.structured_content or {})["error"]["kind"] == "catalog_unavailable"
+
+
+async def test_validate_body_misspelt_event(
+    auto_client: Client, cluster_name: str
+) -> None:
+    body = add_arguments(cluster_name, with_event("consume_iten"))
+    result = await auto_client.call_tool("validate_definition", {"body": body})
+    problems = problems_of(result)
+    assert problems[0]["path"] == "body.qp.events[0].eventName"
+    assert problems[0]["closest"] == "consume_item"
+
+
+async def test_update_comparator_not_fitting_rejected(
+    auto_client: Client, cluster_name: str
+) -> None:
+    added = await auto_client.call_tool(
+        "user_cluster_add", add_arguments(cluster_name, REFERENCE_QP)
+    )
+    assert not added.is_error, added.content
+    arguments = add_arguments(cluster_name, with_user_filter("vip", "greater", ["1"]))
+    result = await auto_client.call_tool("user_cluster_update_by_name", arguments)
+    assert result.is_error
+    problems = problems_of(result)
+    assert problems[0]["path"] == "qp.filts[0].comparator"
+
+
+async def test_add_tag_misspelt_event_rejected(
+    auto_client: Client, cluster_name: str
+) -> None:
+    arguments = {
+        "projectId": 102,
+        "clusterName": cluster_name,
+        "displayName": cluster_name,
+        "clusterCatalog": "catalog_tag",
+        "clusterType": "tag_by_static_condition",
+        "subConditionTabType": "tag_condition_default",
+        "tagQp": {
+            "userTagValueDefs": [
+                {"tagValue": "buyer", "userClusterDef": with_event("consume_iten")}
+            ]
+        },
+    }
+    result = await auto_client.call_tool("user_cluster_add", arguments)
+    assert result.is_error
+    problems = problems_of(result)
+    path = "tagQp.userTagValueDefs[0].userClusterDef.events[0].eventName"
+    assert problems[0]["path"] == path
+    assert problems[0]["closest"] == "consume_item"
