@@ -1186,6 +1186,22 @@ def test_clusters_survive_restart(tmp_path, cluster_name):
         assert new_id > upload_id
 
 
+@pytest.mark.anyio
+async def test_server_async_context():
+    config = SandboxConfig(users=50, projects=(102,))
+    async with (
+        SandboxServer(config) as server,
+        httpx.AsyncClient(base_url=server.base_url) as http,
+    ):
+        response = await http.get(
+            "/open/user-cluster-refresh-progress",
+            params={"token": server.token, "projectId": 102, "clusterId": 1},
+        )
+    assert error_of(response)[0] == ErrorCode.CLUSTER_NOT_FOUND
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = server.base_url
+
+
 def test_server_rejects_remote_host():
     with pytest.raises(ValueError, match="loopback"):
         SandboxServer(host="0.0.0.0")
