@@ -597,3 +597,44 @@ async def test_add_tag_misspelt_event_rejected(
     path = "tagQp.userTagValueDefs[0].userClusterDef.events[0].eventName"
     assert problems[0]["path"] == path
     assert problems[0]["closest"] == "consume_item"
+
+
+CANARY = "canary-token-5f3a9c"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(status=500, body=f"error for {CANARY}"),
+        Reply(body="not json"),
+        Reply(body={"return_code": -1008, "return_message": "bad token"}),
+        Reply(body={"return_code": 0, "data": {"events": [{"nme": "x"}]}}),
+    ],
+)
+async def test_catalog_fetch_failure_logs_no_token(
+    fake_ta: FakeTA, reply: Reply, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_ta.program("/_sandbox/catalog", reply)
+    settings = Settings(
+        base_url=fake_ta.base_url, token=SecretStr(CANARY), project_id=102
+    )
+    caplog.set_level("DEBUG")
+    async with Client(build_server(settings)) as session:
+        result = await session.call_tool("event_catalog", {})
+    assert result.is_error
+    assert fake_ta.count("/_sandbox/catalog") == 1
+    assert "no event catalog for project 102" in caplog.text
+    assert CANARY not in caplog.text
+    assert CANARY not in str(result.content)
+
+
+async def test_catalog_fetch_refused_logs_no_token(
+    refused_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(base_url=refused_url, token=SecretStr(CANARY), project_id=102)
+    caplog.set_level("DEBUG")
+    async with Client(build_server(settings)) as session:
+        result = await session.call_tool("event_catalog", {})
+    assert result.is_error
+    assert "ConnectError" in caplog.text
+    assert CANARY not in caplog.text

@@ -43,7 +43,12 @@ from ta_cohort_mcp.server.problems import (
 
 logger = logging.getLogger(__name__)
 
+# Prefix of TA's virtual properties, such as `#vp@test_num`.
+VIRTUAL_PREFIX = "#vp@"
+
 # The comparators that fit each property type. Null checks fit every type.
+# NOTE: TA's documentation gives no such table; this one is the server's own
+# rule, so it may reject a comparator that TA accepts on some type.
 COMPARATORS_BY_TYPE: dict[PropertyType, tuple[Comparator, ...]] = {
     PropertyType.STRING: (
         Comparator.EQUAL,
@@ -455,6 +460,10 @@ class _Checker:
             kind_text = "event property"
         if name in known:
             return known[name]
+        # TA's virtual property `#vp@x` is the column `x` in the sandbox, whose
+        # catalog lists `x`; a catalog file may list `#vp@x` itself (above).
+        if name.startswith(VIRTUAL_PREFIX) and name[len(VIRTUAL_PREFIX) :] in known:
+            return known[name[len(VIRTUAL_PREFIX) :]]
         where = (
             f"event {event!r}"
             if table is TableType.EVENT and self.catalog.lists_properties(event)
