@@ -240,6 +240,14 @@ class Repairer:
         self.problems: list[Problem] = []
         self.failed_paths: set[str] = set()
 
+    def repair_arguments(
+        self, arguments: dict[str, object], schema: object
+    ) -> dict[str, object]:
+        """Return the top-level `arguments` with the repairs applied."""
+        if not isinstance(schema, dict) or any(key in schema for key in _COMBINATORS):
+            return arguments
+        return self._repair_object(arguments, schema, "", 1)
+
     def repair(self, value: object, schema: object, path: str, depth: int) -> object:
         """Return `value` with the repairs applied; the input is never changed."""
         if not isinstance(schema, dict) or any(key in schema for key in _COMBINATORS):

@@ -135,8 +135,7 @@ def validate_arguments(
         raise _error(problems)
 
     repairer = Repairer()
-    repaired = repairer.repair(top, schema, "", 1)
-    assert isinstance(repaired, dict)
+    repaired = repairer.repair_arguments(top, schema)
     repairs.extend(repairer.repairs)
 
     problems = _schema_problems(schema, repaired, repairer, cache_key)
