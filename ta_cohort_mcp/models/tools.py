@@ -122,6 +122,21 @@ class UserClusterListArguments(RequestModel):
     )
     pagerHeader: PagerHeader | None = Field(default=None, description="Paging.")
 
+    @model_validator(mode="after")
+    def _check_types_fit(self) -> Self:
+        wrong = [
+            t.value
+            for t in self.clusterTypes or []
+            if t.catalog is not self.clusterCatalog
+        ]
+        if wrong:
+            raise ValueError(
+                f"clusterTypes {', '.join(wrong)} do not fit clusterCatalog "
+                f"{self.clusterCatalog.value}: tag_ types list catalog_tag, the "
+                "others catalog_cluster; leave clusterTypes out to list every type"
+            )
+        return self
+
     def types(self) -> list[ClusterType]:
         """Return the types given, or every type of the catalog."""
         if self.clusterTypes is not None:
