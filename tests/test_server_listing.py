@@ -156,6 +156,7 @@ HINTS = {
     "import_id_cluster_modify_by_name": (False, True, True, True),
     "validate_definition": (True, False, True, False),
     "refresh_and_wait": (False, False, True, True),
+    "event_catalog": (True, False, True, True),
 }
 
 

@@ -16,6 +16,7 @@ READ_TOOLS = {
     "user_cluster_refresh_progress",
     "user_cluster_refresh_progress_by_name",
     "validate_definition",
+    "event_catalog",
 }
 
 

@@ -8,7 +8,7 @@ lists exactly that schema as the tool's input schema.
 
 from typing import Annotated, Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ta_cohort_mcp.models.base import RequestModel
 from ta_cohort_mcp.models.catalog import EventCatalogArguments
@@ -48,11 +48,25 @@ Confirm = Annotated[
 ]
 
 
-class UserClusterAddArguments(ClusterAddRequest):
+def _drop_description(schema: dict[str, Any]) -> None:
+    schema.pop("description", None)
+
+
+class _ToolSchema(RequestModel):
+    """Base of every tool's arguments: its schema has no top-level description.
+
+    The tool's own description says what the arguments are for, and tools/list
+    has a size budget, so the docstring is not repeated in the schema.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_drop_description)
+
+
+class UserClusterAddArguments(_ToolSchema, ClusterAddRequest):
     """Arguments of user_cluster_add: the body of user-cluster-add."""
 
 
-class UserClusterDetailArguments(DetailQuery):
+class UserClusterDetailArguments(_ToolSchema, DetailQuery):
     """Arguments of user_cluster_detail: clusterId or clusterName."""
 
 
@@ -84,31 +98,31 @@ class _UpdateFields(RequestModel):
     )
 
 
-class UserClusterUpdateArguments(_UpdateFields):
+class UserClusterUpdateArguments(_ToolSchema, _UpdateFields):
     """Arguments of user_cluster_update: the cluster id and the new body."""
 
     clusterId: ClusterId
 
 
-class UserClusterUpdateByNameArguments(_UpdateFields):
+class UserClusterUpdateByNameArguments(_ToolSchema, _UpdateFields):
     """Arguments of user_cluster_update_by_name: the cluster name and the new body."""
 
     clusterName: ClusterName
 
 
-class UserClusterDeleteArguments(ByIdQuery):
+class UserClusterDeleteArguments(_ToolSchema, ByIdQuery):
     """Arguments of user_cluster_delete."""
 
     confirm: Confirm | None = None
 
 
-class DeleteUserClusterByNameArguments(ByNameQuery):
+class DeleteUserClusterByNameArguments(_ToolSchema, ByNameQuery):
     """Arguments of delete_user_cluster_by_name."""
 
     confirm: Confirm | None = None
 
 
-class UserClusterListArguments(RequestModel):
+class UserClusterListArguments(_ToolSchema):
     """Arguments of user_cluster_list; the catalog and types have defaults."""
 
     projectId: ProjectId
@@ -144,19 +158,19 @@ class UserClusterListArguments(RequestModel):
         return [t for t in ClusterType if t.catalog is self.clusterCatalog]
 
 
-class UserClusterRefreshArguments(ByIdQuery):
+class UserClusterRefreshArguments(_ToolSchema, ByIdQuery):
     """Arguments of user_cluster_refresh."""
 
 
-class UserClusterRefreshByNameArguments(ByNameQuery):
+class UserClusterRefreshByNameArguments(_ToolSchema, ByNameQuery):
     """Arguments of user_cluster_refresh_by_name."""
 
 
-class UserClusterRefreshProgressArguments(ByIdQuery):
+class UserClusterRefreshProgressArguments(_ToolSchema, ByIdQuery):
     """Arguments of user_cluster_refresh_progress."""
 
 
-class UserClusterRefreshProgressByNameArguments(ByNameQuery):
+class UserClusterRefreshProgressByNameArguments(_ToolSchema, ByNameQuery):
     """Arguments of user_cluster_refresh_progress_by_name."""
 
 
@@ -179,10 +193,7 @@ class _UploadSource(RequestModel):
         default=None,
         min_length=1,
         max_length=4096,
-        description=(
-            "File under the server's upload directory: one id per line, or "
-            '"id,value" lines for a tag.'
-        ),
+        description='File in the upload directory: ids, or "id,value" lines.',
     )
 
     @model_validator(mode="after")
@@ -199,7 +210,7 @@ class _UploadSource(RequestModel):
         return self
 
 
-class ImportIdClusterAddArguments(_UploadSource, ImportAddQuery):
+class ImportIdClusterAddArguments(_ToolSchema, _UploadSource, ImportAddQuery):
     """Arguments of import_id_cluster_add: the query and the ids."""
 
     @model_validator(mode="after")
@@ -216,15 +227,17 @@ class ImportIdClusterAddArguments(_UploadSource, ImportAddQuery):
         return self
 
 
-class ImportIdClusterModifyArguments(_UploadSource, ImportModifyQuery):
+class ImportIdClusterModifyArguments(_ToolSchema, _UploadSource, ImportModifyQuery):
     """Arguments of import_id_cluster_modify: the query and the new ids."""
 
 
-class ImportIdClusterModifyByNameArguments(_UploadSource, ImportModifyByNameQuery):
+class ImportIdClusterModifyByNameArguments(
+    _ToolSchema, _UploadSource, ImportModifyByNameQuery
+):
     """Arguments of import_id_cluster_modify_by_name: the query and the new ids."""
 
 
-class ValidateDefinitionArguments(RequestModel):
+class ValidateDefinitionArguments(_ToolSchema):
     """Arguments of validate_definition: a qp, a tagQp, or a whole add body."""
 
     qp: dict[str, Any] | None = Field(
@@ -244,7 +257,7 @@ class ValidateDefinitionArguments(RequestModel):
         return self
 
 
-class RefreshAndWaitArguments(RequestModel):
+class RefreshAndWaitArguments(_ToolSchema):
     """Arguments of refresh_and_wait: the cluster by id or by name."""
 
     projectId: ProjectId

@@ -240,7 +240,7 @@ async def _progress_by_name(
     return Outcome(text, structured)
 
 
-_PROGRESS_NOTE = " Progress: 0-99 computing, 100 done, -1 failed."
+_PROGRESS_NOTE = " 0-99 running, 100 done, -1 failed."
 _UPDATED = output_schema(
     {
         "updated": BOOLEAN,
@@ -297,9 +297,9 @@ CLUSTER_TOOLS = [
         description=(
             "Replace the definition of a cluster or tag, by clusterId; fields as in "
             "user_cluster_add. Example: "
-            '{"clusterId":970,"projectId":102,"displayName":"recent_7_days_consume",'
-            '"qp":{"filts":[{"columnName":"user_level","comparator":"equal",'
-            '"ftv":["4"],"tableType":"user"}]}}'
+            '{"clusterId":970,"projectId":102,"displayName":"level_4","qp":{"filts":'
+            '[{"columnName":"user_level","comparator":"equal","ftv":["4"],'
+            '"tableType":"user"}]}}'
         ),
         handler=_update,
         output_schema=_UPDATED,
@@ -315,9 +315,9 @@ CLUSTER_TOOLS = [
         description=(
             "Replace the definition of a cluster or tag, by clusterName; fields as "
             "in user_cluster_add. Example: "
-            '{"clusterName":"recent_7_days_consume","projectId":102,'
-            '"displayName":"recent_7_days_consume","qp":{"filts":[{"columnName":'
-            '"user_level","comparator":"equal","ftv":["4"],"tableType":"user"}]}}'
+            '{"clusterName":"level_4","projectId":102,"displayName":"level_4","qp":'
+            '{"filts":[{"columnName":"user_level","comparator":"equal","ftv":["4"],'
+            '"tableType":"user"}]}}'
         ),
         handler=_update_by_name,
         output_schema=_UPDATED,

@@ -25,7 +25,6 @@ from ta_cohort_mcp.server.results import ToolFailure
 from ta_cohort_mcp.server.state import Context
 from ta_cohort_mcp.server.tools.base import (
     BOOLEAN,
-    INTEGER,
     OBJECT,
     STRING,
     Call,
@@ -211,21 +210,9 @@ async def _delete_by_name(call: Call[DeleteUserClusterByNameArguments]) -> Outco
 
 
 _DELETED = output_schema(
-    {
-        "deleted": BOOLEAN,
-        "confirm": STRING,
-        "expiresInSeconds": INTEGER,
-        "cluster": OBJECT,
-        "projectId": INTEGER,
-        "clusterId": INTEGER,
-        "clusterName": STRING,
-    },
-    ["deleted"],
+    {"deleted": BOOLEAN, "confirm": STRING, "cluster": OBJECT}, ["deleted"]
 )
-_HOW = (
-    "The user confirms first: the client asks them, or the first call returns a "
-    "preview and a confirm token to send back."
-)
+_HOW = "The user confirms first, when asked or with the preview's confirm token."
 
 DELETE_TOOLS = [
     ToolSpec(

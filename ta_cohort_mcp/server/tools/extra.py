@@ -26,7 +26,6 @@ from ta_cohort_mcp.server.results import ToolFailure, compact
 from ta_cohort_mcp.server.tools.base import (
     BOOLEAN,
     INTEGER,
-    OBJECT,
     OBJECTS,
     STRING,
     Call,
@@ -320,8 +319,8 @@ EXTRA_TOOLS = [
         name="validate_definition",
         title="Check a definition",
         description=(
-            "Check a qp, a tagQp, or whole user_cluster_add arguments (body) without "
-            "sending anything; returns the problems, or valid and a summary. "
+            "Check a qp, tagQp or whole user_cluster_add arguments (body) without "
+            "sending anything: the problems, or valid and a summary. "
             'Example: {"qp":{"filts":[{"columnName":"user_level","comparator":'
             '"equal","ftv":["3"],"tableType":"user"}]}}'
         ),
@@ -338,19 +337,13 @@ EXTRA_TOOLS = [
         name="refresh_and_wait",
         title="Refresh and wait for the count",
         description=(
-            "Refresh a cluster or tag by clusterId or clusterName, wait for it and "
-            "return usersNum. Returns in under 50 s with the progress so far if TA "
-            'is slower. Example: {"projectId":102,"clusterId":970}'
+            "Refresh a cluster or tag by clusterId or clusterName and wait for its "
+            "usersNum; returns in under 50 s with the progress so far if TA is "
+            'slower. Example: {"projectId":102,"clusterId":970}'
         ),
         handler=_refresh_and_wait,
         output_schema=output_schema(
-            {
-                "done": BOOLEAN,
-                "progress": INTEGER,
-                "usersNum": INTEGER,
-                "cluster": OBJECT,
-                "next": STRING,
-            },
+            {"done": BOOLEAN, "progress": INTEGER, "usersNum": INTEGER},
             ["done"],
         ),
         read_only=False,

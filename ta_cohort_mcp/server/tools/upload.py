@@ -79,7 +79,7 @@ def _outcome_text(outcome: UploadOutcome) -> str:
     result = outcome.result
     if result is not None:
         text += (
-            f"; TA matched {result.userNum} users, {result.unmatchedNum} ids unmatched"
+            f"; TA matched {result.userNum} users, {result.unmatchedNum} unmatched"
         )
         if result.tagValueNullNum:
             text += f", {result.tagValueNullNum} rows without a tag value"
@@ -173,10 +173,7 @@ _UPLOADED = output_schema(
     },
     ["upload"],
 )
-_SOURCES = (
-    "Give ids (a cluster), rows of [id, value] (a tag), or path, a file in the "
-    "server's upload directory."
-)
+_SOURCES = "Give ids (cluster), rows of [id, value] (tag), or a file path."
 
 UPLOAD_TOOLS = [
     ToolSpec(
