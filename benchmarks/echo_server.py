@@ -29,9 +29,7 @@ def _serve_http(port_file: Path, stateless: bool) -> None:
     import anyio
     import uvicorn
 
-    app = server.streamable_http_app(
-        stateless_http=stateless, json_response=stateless, host="127.0.0.1"
-    )
+    app = server.streamable_http_app(stateless_http=stateless, host="127.0.0.1")
     # IPPROTO_TCP explicitly, so asyncio sets TCP_NODELAY on accepted connections.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

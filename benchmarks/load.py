@@ -13,14 +13,17 @@ compete for them.
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
 from benchmarks import definitions, services
 from benchmarks.context_cost import wait_refreshed
+from benchmarks.http_load import Connection, HttpError, Response, build_request
+from benchmarks.processes import HOST
 from benchmarks.report import Section, describe
 from benchmarks.runner import RunContext
 from benchmarks.stats import percentile
@@ -54,39 +57,49 @@ class LevelResult:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-def parse_rpc_reply(response: httpx.Response) -> dict[str, Any]:
+Sender = Callable[[Connection, int], Awaitable[str | None]]
+
+
+def parse_rpc_reply(response: Response) -> dict[str, Any]:
     """Return the JSON-RPC reply of a response in JSON or in one SSE event."""
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        for line in response.text.splitlines():
+        for line in response.body.decode().splitlines():
             if line.startswith("data:"):
                 reply: dict[str, Any] = json.loads(line[5:])
                 if "id" in reply:
                     return reply
         raise ValueError("event stream carried no JSON-RPC reply")
-    parsed: dict[str, Any] = response.json()
+    parsed: dict[str, Any] = json.loads(response.body)
     return parsed
 
 
-def mcp_request_maker(
-    url: str, calls: list[tuple[str, dict[str, Any]]]
-) -> Callable[[httpx.AsyncClient, int], Any]:
+def mcp_sender(url: str, calls: list[tuple[str, dict[str, Any]]]) -> Sender:
+    """Return a sender of `tools/call` requests, one prepared request per call."""
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or HOST, parsed.port or 80
     headers = {
         "Accept": "application/json, text/event-stream",
         "Content-Type": "application/json",
         "MCP-Protocol-Version": "2025-11-25",
     }
+    prepared = []
+    for number, (name, arguments) in enumerate(calls):
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": number + 1,
+                "method": "tools/call",
+                "params": {"name": name, "arguments": arguments},
+            }
+        ).encode()
+        prepared.append(
+            build_request("POST", host, port, parsed.path, headers=headers, body=body)
+        )
 
-    async def send(http: httpx.AsyncClient, number: int) -> str | None:
-        name, arguments = calls[number % len(calls)]
-        body = {
-            "jsonrpc": "2.0",
-            "id": number,
-            "method": "tools/call",
-            "params": {"name": name, "arguments": arguments},
-        }
-        response = await http.post(url, json=body, headers=headers)
-        if response.status_code != 200:
-            return f"HTTP {response.status_code}"
+    async def send(connection: Connection, number: int) -> str | None:
+        response = await connection.request(prepared[number % len(prepared)])
+        if response.status != 200:
+            return f"HTTP {response.status}"
         reply = parse_rpc_reply(response)
         if "error" in reply:
             return f"JSON-RPC {reply['error'].get('code')}"
@@ -97,21 +110,28 @@ def mcp_request_maker(
     return send
 
 
-def direct_request_maker(
-    sandbox: services.Endpoint,
-) -> Callable[[httpx.AsyncClient, int], Any]:
-    url = f"{sandbox.base_url}/open/user-cluster-detail"
-    params: dict[str, str | int] = {
-        "token": sandbox.token,
-        "projectId": definitions.PROJECT_ID,
-        "clusterName": CLUSTER,
-    }
+def direct_sender(sandbox: services.Endpoint) -> Sender:
+    """Return a sender of the detail GET straight to the sandbox."""
+    parsed = urlsplit(sandbox.base_url)
+    query = urlencode(
+        {
+            "token": sandbox.token,
+            "projectId": definitions.PROJECT_ID,
+            "clusterName": CLUSTER,
+        }
+    )
+    prepared = build_request(
+        "GET",
+        parsed.hostname or HOST,
+        parsed.port or 80,
+        f"/open/user-cluster-detail?{query}",
+    )
 
-    async def send(http: httpx.AsyncClient, number: int) -> str | None:
-        response = await http.get(url, params=params)
-        if response.status_code != 200:
-            return f"HTTP {response.status_code}"
-        if response.json().get("return_code") != 0:
+    async def send(connection: Connection, number: int) -> str | None:
+        response = await connection.request(prepared)
+        if response.status != 200:
+            return f"HTTP {response.status}"
+        if json.loads(response.body).get("return_code") != 0:
             return "return_code"
         return None
 
@@ -119,60 +139,72 @@ def direct_request_maker(
 
 
 async def run_level(
-    send: Callable[[httpx.AsyncClient, int], Any],
-    clients: int,
-    total: int,
-    time_limit: float,
+    send: Sender, endpoint: tuple[str, int], clients: int, total: int, time_limit: float
 ) -> LevelResult:
-    """Run `clients` concurrent senders until `total` calls or `time_limit` seconds."""
-    result = LevelResult(clients)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    counter = iter(range(total))
-    async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT) as http:
-        started = time.perf_counter()
-        deadline = started + time_limit
+    """Run `clients` concurrent senders until `total` calls or `time_limit` seconds.
 
-        async def client_loop() -> None:
+    Each client has its own keep-alive connection; a call that takes longer than
+    REQUEST_TIMEOUT counts as an error and the client reconnects.
+    """
+    result = LevelResult(clients)
+    counter = iter(range(total))
+    started = time.perf_counter()
+    deadline = started + time_limit
+
+    async def client_loop() -> None:
+        connection = Connection(*endpoint)
+        try:
             for number in counter:
                 if time.perf_counter() > deadline:
                     return
                 sent = time.perf_counter()
                 try:
-                    error = await send(http, number)
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    error = await asyncio.wait_for(
+                        send(connection, number), REQUEST_TIMEOUT
+                    )
+                except (OSError, HttpError, ValueError, KeyError, TimeoutError) as exc:
                     error = type(exc).__name__
+                    await connection.close()
                 if error is None:
                     result.latencies.append(time.perf_counter() - sent)
                 else:
                     result.add_error(error)
+        finally:
+            await connection.close()
 
-        await asyncio.gather(*(client_loop() for _ in range(clients)))
-        result.seconds = time.perf_counter() - started
+    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    result.seconds = time.perf_counter() - started
     return result
 
 
-async def warm_up(send: Callable[[httpx.AsyncClient, int], Any], count: int) -> None:
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as http:
+async def warm_up(send: Sender, endpoint: tuple[str, int], count: int) -> None:
+    connection = Connection(*endpoint)
+    try:
         for number in range(count):
-            error = await send(http, number)
+            error = await send(connection, number)
             if error is not None:
                 raise RuntimeError(f"warm-up call {number} failed: {error}")
+    finally:
+        await connection.close()
 
 
 def measure(
-    sends: dict[str, Callable[[httpx.AsyncClient, int], Any]],
+    send: Sender,
+    url: str,
     levels: list[int],
     total: int,
     time_limit: float,
-) -> dict[str, list[LevelResult]]:
-    async def main() -> dict[str, list[LevelResult]]:
-        results: dict[str, list[LevelResult]] = {}
-        for name, send in sends.items():
-            await warm_up(send, 10)
-            results[name] = [
-                await run_level(send, clients, total, time_limit) for clients in levels
-            ]
-        return results
+) -> list[LevelResult]:
+    """Warm up, then run each load level in turn against one server."""
+    parsed = urlsplit(url)
+    endpoint = (parsed.hostname or HOST, parsed.port or 80)
+
+    async def main() -> list[LevelResult]:
+        await warm_up(send, endpoint, 10)
+        return [
+            await run_level(send, endpoint, clients, total, time_limit)
+            for clients in levels
+        ]
 
     return asyncio.run(main())
 
@@ -182,30 +214,29 @@ def run(context: RunContext) -> Section:
     levels = context.pick([3, 6], [50, 200], [50, 200])
     total = context.pick(30, 2_000, 6_000)
     time_limit = context.pick(10.0, 45.0, 90.0)
+    results: dict[str, list[LevelResult]] = {}
     with services.sandbox(context) as sandbox:
         with httpx.Client(base_url=sandbox.base_url, timeout=60) as http:
             definitions.add_cluster(http, sandbox.token, definitions.REFERENCE_CLUSTER)
             wait_refreshed(http, sandbox.token, CLUSTER)
         with services.mcp_http_server(context, sandbox) as ours:
-            results = measure(
-                {"ours": mcp_request_maker(ours.base_url, READ_CALLS)},
+            results["ours"] = measure(
+                mcp_sender(ours.base_url, READ_CALLS),
+                ours.base_url,
                 levels,
                 total,
                 time_limit,
             )
-        results.update(
-            measure(
-                {"direct": direct_request_maker(sandbox)}, levels, total, time_limit
-            )
+        results["direct"] = measure(
+            direct_sender(sandbox), sandbox.base_url, levels, total, time_limit
         )
     with services.echo_http_server(context) as echo:
-        results.update(
-            measure(
-                {"echo": mcp_request_maker(echo.base_url, ECHO_CALLS)},
-                levels,
-                total,
-                time_limit,
-            )
+        results["echo"] = measure(
+            mcp_sender(echo.base_url, ECHO_CALLS),
+            echo.base_url,
+            levels,
+            total,
+            time_limit,
         )
 
     for index, clients in enumerate(levels):

@@ -60,6 +60,8 @@ class Section:
     measured_at: str = ""
     size: str = "full"
     seconds: float = 0.0
+    # 1-minute load average when the benchmark started: other work on the machine.
+    load_average: float | None = None
 
     def add(
         self,
@@ -175,6 +177,8 @@ def render_section(section: Section) -> list[str]:
     run = f"Measured {section.measured_at} in {section.seconds:.0f} s with `{section.command}`"
     if section.size != "full":
         run += f" (size `{section.size}`, not the full run)"
+    if section.load_average is not None:
+        run += f", load average {section.load_average:.1f} at the start"
     lines += [run + (f"; parameters: {parameters}." if parameters else "."), ""]
     return lines
 

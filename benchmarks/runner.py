@@ -10,6 +10,7 @@ import argparse
 import datetime
 import importlib
 import logging
+import os
 import shlex
 import sys
 import time
@@ -79,6 +80,7 @@ def benchmark_title(name: str) -> str:
 def run_one(name: str, context: RunContext, command: str) -> Section:
     """Run one benchmark; a failure becomes a section that carries the error."""
     module = importlib.import_module(BENCHMARKS[name])
+    load_average = os.getloadavg()[0]
     started = time.perf_counter()
     measured_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
@@ -97,6 +99,7 @@ def run_one(name: str, context: RunContext, command: str) -> Section:
     section.measured_at = measured_at
     section.size = context.size
     section.seconds = time.perf_counter() - started
+    section.load_average = load_average
     return section
 
 
