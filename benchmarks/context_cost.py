@@ -2,7 +2,7 @@
 
 Clients send the whole `tools/list` to the model on every turn, so its size is a
 cost paid on every message. Sizes are of the compact JSON the server sends
-(no spaces, non-ASCII as is), read over stdio from `ta-cohort-mcp serve`; tokens
+(no spaces, non-ASCII as is), read over stdio from `ta-cohort-mcp serve`. Tokens
 are estimated as characters / 4. The targets: the whole list about 32,000
 characters, and no tool above 12,000 (some chat clients drop a tool definition of
 about 16,000 characters).

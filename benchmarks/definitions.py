@@ -143,7 +143,7 @@ REFERENCE_TAGS: dict[str, dict[str, Any]] = {
 
 
 class SandboxCallError(RuntimeError):
-    """The sandbox answered with a non-zero return_code."""
+    """The sandbox returned a non-zero return_code."""
 
 
 def call(

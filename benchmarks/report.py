@@ -139,47 +139,64 @@ def format_ratio(ratio: float | None) -> str:
     return f"{ratio:.2f}×"
 
 
+def _table(rows: list[Row]) -> list[str]:
+    lines = [
+        "| Measure | Figure | Limit | Ratio |",
+        "| --- | ---: | --- | ---: |",
+    ]
+    for row in rows:
+        limit = ""
+        if row.limit is not None:
+            limit = format_number(row.limit, row.unit)
+        if row.limit_label and limit:
+            limit = f"{limit} ({row.limit_label})"
+        elif row.limit_label:
+            limit = row.limit_label
+        measure = row.measure
+        if row.note:
+            measure += f" ({row.note})"
+        figure = format_number(row.figure, row.unit)
+        lines.append(f"| {measure} | {figure} | {limit} | {format_ratio(row.ratio)} |")
+    return lines
+
+
+def _run_line(section: Section) -> str:
+    run = (
+        f"Measured {section.measured_at} in {section.seconds:.0f} s "
+        f"with `{section.command}`"
+    )
+    if section.size != "full":
+        run += f" (size `{section.size}`, not the full run)"
+    if section.load_average is not None:
+        run += f", load average {section.load_average:.1f} at the start"
+    if section.parameters:
+        parameters = ", ".join(
+            f"{key}={value}" for key, value in section.parameters.items()
+        )
+        run += f"; parameters: {parameters}"
+    return run + "."
+
+
 def render_section(section: Section) -> list[str]:
     """Render one section as Markdown lines."""
     lines = [f"## {section.title}", "", section.description, ""]
     if section.error:
         lines += [f"**Failed:** `{section.error}`", ""]
     if section.rows:
-        lines += [
-            "| Measure | Figure | Limit | Ratio |",
-            "| --- | ---: | --- | ---: |",
-        ]
-        for row in section.rows:
-            limit = ""
-            if row.limit is not None:
-                limit = format_number(row.limit, row.unit)
-            if row.limit_label:
-                limit = f"{limit} ({row.limit_label})" if limit else row.limit_label
-            measure = row.measure + (f" ({row.note})" if row.note else "")
-            figure = format_number(row.figure, row.unit)
-            lines.append(
-                f"| {measure} | {figure} | {limit} | {format_ratio(row.ratio)} |"
-            )
-        lines.append("")
-    failed = [name for name, passed in section.checks.items() if not passed]
+        lines += [*_table(section.rows), ""]
+
     if section.checks:
-        status = "all passed" if not failed else "FAILED: " + ", ".join(failed)
+        failed = [name for name, passed in section.checks.items() if not passed]
+        status = "FAILED: " + ", ".join(failed) if failed else "all passed"
         lines += [f"Checks ({', '.join(section.checks)}): {status}.", ""]
     for note in section.notes:
         lines += [note, ""]
+
     far = [row for row in section.rows if (row.ratio or 0) > FAR_RATIO]
     if far:
         names = ", ".join(f"{row.measure} ({format_ratio(row.ratio)})" for row in far)
         lines += [f"Far from the limit (ratio above {FAR_RATIO:g}): {names}.", ""]
-    parameters = ", ".join(
-        f"{key}={value}" for key, value in section.parameters.items()
-    )
-    run = f"Measured {section.measured_at} in {section.seconds:.0f} s with `{section.command}`"
-    if section.size != "full":
-        run += f" (size `{section.size}`, not the full run)"
-    if section.load_average is not None:
-        run += f", load average {section.load_average:.1f} at the start"
-    lines += [run + (f"; parameters: {parameters}." if parameters else "."), ""]
+    lines += [_run_line(section), ""]
     return lines
 
 
@@ -192,7 +209,7 @@ def render_page(
     """Render the whole benchmark page.
 
     `order` lists (name, title) of every benchmark, so a benchmark not run yet
-    still gets a heading that says how to run it.
+    still gets a heading and the command that runs it.
     """
     lines = [
         "# Benchmarks",

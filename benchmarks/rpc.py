@@ -1,6 +1,6 @@
 """A raw JSON-RPC client for an MCP server over stdio, for byte-exact measurements.
 
-The SDK client parses every message into models; this one keeps each reply as the
+The SDK client parses every message into models. This one keeps each reply as the
 JSON the server sent, so sizes are those on the wire.
 """
 
@@ -19,7 +19,7 @@ PROTOCOL_VERSION = "2025-11-25"
 
 
 class RpcError(Exception):
-    """The server answered a request with a JSON-RPC error."""
+    """The server returned a JSON-RPC error for a request."""
 
 
 class StdioRpc:

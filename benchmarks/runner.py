@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RunContext:
-    """What every benchmark gets: the size to run at and where to keep files."""
+    """Settings every benchmark gets: the size to run at and where to keep files."""
 
     size: Size
     data_dir: Path
@@ -168,7 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would bury the progress of the benchmarks.
     for name in ("httpx", "httpcore", "ta_cohort_mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    size: Size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    size: Size = "full"
+    if args.smoke:
+        size = "smoke"
+    elif args.quick:
+        size = "quick"
     context = RunContext(size=size, data_dir=args.data_dir.resolve())
     command = shlex.join(["python", "-m", "benchmarks", *arguments])
     results_dir = context.data_dir / "results"
