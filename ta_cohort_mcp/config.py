@@ -217,33 +217,65 @@ _SPECS = (
     ),
     _Spec("token", None, _secret, "TA Open API token (environment only)"),
     _Spec("project_id", "--project-id", _integer, "default projectId of every tool"),
-    _Spec("timeout", "--timeout", _seconds, "seconds to wait for each API request"),
+    _Spec(
+        "timeout",
+        "--timeout",
+        _seconds,
+        "seconds to wait for each API request (default 30)",
+    ),
     _Spec("read_only", "--read-only", _boolean, "remove every write tool", True),
     _Spec(
         "tools", "--tools", _names, "comma-separated tool names to offer (default all)"
     ),
     _Spec("projects", "--projects", _projects, "comma-separated projectIds allowed"),
     _Spec(
-        "upload_dir", "--upload-dir", _path, "directory id-upload files may come from"
+        "upload_dir",
+        "--upload-dir",
+        _path,
+        "directory id-upload files may be read from (default none)",
     ),
     _Spec(
-        "catalog_file", "--catalog-file", _path, "JSON file of events and properties"
+        "catalog_file",
+        "--catalog-file",
+        _path,
+        "event catalog JSON file (format: schemas/catalog.json)",
     ),
     _Spec(
         "mcp_auth_token", "--auth-token", _secret, "bearer token HTTP clients must send"
     ),
-    _Spec("log_level", "--log-level", _log_level, "log level on stderr (default INFO)"),
+    _Spec(
+        "log_level",
+        "--log-level",
+        _log_level,
+        "DEBUG, INFO, WARNING or ERROR, on stderr (default INFO)",
+    ),
     _Spec("transport", "--transport", _transport, "stdio (default) or http"),
     _Spec("host", "--host", _text, "HTTP address to bind (default 127.0.0.1)"),
     _Spec("port", "--port", _port, "HTTP port (default 8765; 0 picks a free port)"),
     _Spec("stateless", "--stateless", _boolean, "HTTP without sessions", True),
-    _Spec("allowed_hosts", "--allowed-hosts", _hosts, "extra Host values HTTP accepts"),
     _Spec(
-        "max_body_bytes", "--max-body-bytes", _byte_count, "largest HTTP request body"
+        "allowed_hosts",
+        "--allowed-hosts",
+        _hosts,
+        "comma-separated extra Host names HTTP accepts",
     ),
-    _Spec("wait_seconds", "--wait-seconds", _wait_seconds, "refresh_and_wait budget"),
     _Spec(
-        "poll_interval", "--poll-interval", _seconds, "seconds between progress polls"
+        "max_body_bytes",
+        "--max-body-bytes",
+        _byte_count,
+        "largest HTTP request body in bytes (default 4 MiB)",
+    ),
+    _Spec(
+        "wait_seconds",
+        "--wait-seconds",
+        _wait_seconds,
+        "refresh_and_wait budget in seconds (default 45, max 50)",
+    ),
+    _Spec(
+        "poll_interval",
+        "--poll-interval",
+        _seconds,
+        "seconds between progress polls (default 1)",
     ),
 )
 
