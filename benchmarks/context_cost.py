@@ -88,6 +88,14 @@ def run(context: RunContext) -> Section:
                 "tools/call", {"name": "user_cluster_list", "arguments": {}}
             )
 
+        read_only_env = {**env, "TA_READ_ONLY": "true"}
+        stderr_path = context.scratch_dir / "context-serve-read-only.log"
+        with StdioRpc(
+            argv, env=read_only_env, cwd=context.root, stderr_path=stderr_path
+        ) as rpc:
+            rpc.initialize()
+            read_only_tools = rpc.list_all("tools/list", "tools")
+
     whole = len(compact(tools))
     section.add(
         f"`tools/list`, all {len(tools)} tools",
@@ -96,6 +104,15 @@ def run(context: RunContext) -> Section:
         LIST_TARGET,
         "target",
         note=tokens(whole),
+    )
+    read_only = len(compact(read_only_tools))
+    section.add(
+        f"`tools/list` in read-only mode, {len(read_only_tools)} tools",
+        read_only,
+        "chars",
+        LIST_TARGET,
+        "target",
+        note=tokens(read_only),
     )
     sizes = sorted(((len(compact(tool)), tool["name"]) for tool in tools), reverse=True)
     for size, name in sizes:
