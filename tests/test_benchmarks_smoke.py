@@ -2,6 +2,7 @@
 without an error, with every correctness check passed. No timing is asserted.
 """
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import report, runner, stats  # noqa: E402
+from benchmarks import http_load, report, runner, stats  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,26 @@ def test_percentile_nearest_rank() -> None:
 def test_percentile_rejects_no_samples() -> None:
     with pytest.raises(ValueError, match="no samples"):
         stats.percentile([], 0.5)
+
+
+def test_http_load_reads_chunked_body() -> None:
+    async def read() -> http_load.Response:
+        reader = asyncio.StreamReader()
+        reader.feed_data(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: text/event-stream\r\n\r\n"
+            b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"
+        )
+        reader.feed_eof()
+        return await http_load._read_response(reader)
+
+    response = asyncio.run(read())
+    assert response.status == 200
+    assert response.body == b"hello world"
+    assert response.headers["content-type"] == "text/event-stream"
+
+
+def test_http_load_request_has_length() -> None:
+    raw = http_load.build_request("POST", "127.0.0.1", 8000, "/mcp", body=b"{}")
+    assert raw.startswith(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n")
+    assert b"Content-Length: 2\r\n\r\n{}" in raw
