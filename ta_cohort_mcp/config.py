@@ -337,7 +337,7 @@ def _raw_value(
 
 
 def is_loopback(host: str) -> bool:
-    """Whether `host` names only this machine (127.0.0.0/8, ::1 or localhost)."""
+    """Return whether `host` names only this machine (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":
         return True
     try:

@@ -50,13 +50,15 @@ def protocol_mode(request: pytest.FixtureRequest) -> str:
 async def connect(
     settings: Settings, *, mode: str = "auto", **options: Any
 ) -> AsyncIterator[Client]:
-    """Open a client session with a new server built for `settings`."""
-    clock = options.pop("clock", None)
-    server = (
-        build_server(settings, clock=clock)
-        if clock is not None
-        else build_server(settings)
-    )
+    """Open a client session with a new server built for `settings`.
+
+    `clock` and `client_options` go to `build_server`; other options to `Client`.
+    """
+    server_options: dict[str, Any] = {}
+    for name in ("clock", "client_options"):
+        if name in options:
+            server_options[name] = options.pop(name)
+    server = build_server(settings, **server_options)
     async with Client(server, mode=mode, **options) as client:  # type: ignore[arg-type]
         yield client
 

@@ -15,6 +15,8 @@ from ta_cohort_mcp.sandbox import SandboxServer
 pytestmark = pytest.mark.anyio
 
 CANARY = "canary-9f8e7d6c5b4a"
+# Retries still run, without waits between them, to keep the tests short.
+NO_WAITS = {"max_retry_wait": 0.0}
 DETAIL = {"projectId": 102, "clusterId": 1}
 
 
@@ -59,7 +61,7 @@ async def test_fault_hides_token(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sandbox.faults.add(fault, "user-cluster-detail", retry_after=0)
-    async with connect(canary_settings) as client:
+    async with connect(canary_settings, client_options=NO_WAITS) as client:
         result = await call(client, "user_cluster_detail", DETAIL)
     assert error_kind(result) == kind, text(result)
     assert leaked(result, caplog) == []
@@ -69,7 +71,7 @@ async def test_wrong_token_hides_token(
     canary_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with connect(canary_settings) as client:
+    async with connect(canary_settings, client_options=NO_WAITS) as client:
         result = await call(client, "user_cluster_list", {"projectId": 102})
     assert error_kind(result) == "api_error"
     assert leaked(result, caplog) == []
@@ -81,7 +83,7 @@ async def test_timeout_hides_token(
     caplog.set_level(logging.DEBUG)
     sandbox.faults.add("latency", "user-cluster-detail", seconds=2)
     settings = with_settings(canary_settings, timeout=0.2)
-    async with connect(settings) as client:
+    async with connect(settings, client_options=NO_WAITS) as client:
         result = await call(client, "user_cluster_detail", DETAIL)
     assert error_kind(result) == "timeout"
     assert "TA_TIMEOUT" in text(result)
@@ -96,7 +98,7 @@ async def test_refused_connection_hides_token(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = with_settings(canary_settings, base_url=f"http://127.0.0.1:{port}")
-    async with connect(settings) as client:
+    async with connect(settings, client_options=NO_WAITS) as client:
         result = await call(client, "user_cluster_detail", DETAIL)
     assert error_kind(result) == "connection_error"
     assert "TA_BASE_URL" in text(result)
@@ -108,7 +110,7 @@ async def test_write_uncertain_hides_token(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sandbox.faults.add("http_500", "user-cluster-refresh")
-    async with connect(canary_settings) as client:
+    async with connect(canary_settings, client_options=NO_WAITS) as client:
         result = await call(client, "user_cluster_refresh", DETAIL)
     assert error_kind(result) in {"write_uncertain", "http_error"}
     assert leaked(result, caplog) == []

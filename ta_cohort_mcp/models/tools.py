@@ -175,7 +175,7 @@ class UserClusterRefreshProgressByNameArguments(_ToolSchema, ByNameQuery):
 
 
 class _UploadSource(RequestModel):
-    """Where the uploaded ids come from: inline ids, inline tag rows, or a file."""
+    """The source of uploaded ids: inline ids, inline tag rows, or a file."""
 
     ids: list[UploadId] | None = Field(
         default=None,

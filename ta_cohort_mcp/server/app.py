@@ -156,7 +156,11 @@ class ToolDispatcher:
     async def call(
         self, ctx: Context, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        """Run one tools/call and return its result; never raises for tool faults."""
+        """Run one tools/call and return its result.
+
+        Every fault of the tool becomes an isError result; only cancellation of
+        the request propagates.
+        """
         name = params.name
         spec = self.specs.get(name)
         if spec is None:
@@ -302,12 +306,15 @@ def build_server(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], float] = time.monotonic,
     register_context: bool = True,
+    client_options: Mapping[str, Any] | None = None,
 ) -> Server[Runtime]:
     """Build the MCP server for `settings`.
 
     `transport` replaces the network for the TA client (tests); `clock` drives
     the expiry of delete confirm tokens. With `register_context`,
     `server.context.register` adds resources, prompts and completions.
+    `client_options` are more keyword arguments of `TAClient`, such as
+    `read_retries` or `max_retry_wait`.
 
     Raises:
         SettingsError: the base URL or token is missing, or TA_TOOLS names an
@@ -332,7 +339,11 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_server: Server[Runtime]) -> AsyncIterator[Runtime]:
         client = TAClient(
-            base_url, token, timeout=settings.timeout, transport=transport
+            base_url,
+            token,
+            timeout=settings.timeout,
+            transport=transport,
+            **dict(client_options or {}),
         )
         async with client:
             yield Runtime(client=client)

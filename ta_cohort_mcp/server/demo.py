@@ -119,8 +119,8 @@ FIRST_LAST_TAG: dict[str, Any] = {
         }
     },
 }
-# The reference gives this example the same clusterName as the previous one, in
-# the same project; names are unique per project, so the demo numbers it 2.
+# The reference gives this example the clusterName of the previous one, in the
+# same project. Names are unique per project, so the demo numbers it 2.
 QUOTA_TAG: dict[str, Any] = {
     "projectId": 2,
     "clusterName": "tag_test_20200615_2",

@@ -25,7 +25,7 @@ from ta_cohort_mcp.server.problems import Problem
 
 @dataclass
 class Runtime:
-    """What the lifespan yields: the open TA client."""
+    """The lifespan's value: the open TA client."""
 
     client: TAClient
 
@@ -51,9 +51,9 @@ GetPromptHandler = Callable[
 CompletionHandler = Callable[
     [Context, types.CompleteRequestParams], Awaitable[types.CompleteResult]
 ]
-# Checks a parsed qp or tagQp of a project (None: no project given) beyond its
-# shape, such as against an event catalog; returns the problems, paths under
-# the given prefix.
+# Checks a parsed qp or tagQp beyond its shape, such as against the event
+# catalog of the project (None when no project is given). It returns the
+# problems, whose paths start with the given prefix.
 DefinitionChecker = Callable[
     [Context, int | None, ClusterDefinition | TagDefinition, str],
     Awaitable[Sequence[Problem]],

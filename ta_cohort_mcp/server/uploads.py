@@ -4,8 +4,9 @@ A tool's caller chooses the path, so a path is read only when it resolves to a
 regular file inside the upload directory. Symlinks are resolved with
 `os.path.realpath` before the check, so a link that leads out is rejected. The
 file is opened with O_NOFOLLOW and O_NONBLOCK (a FIFO cannot block the open),
-and `fstat` of the open descriptor must show the same regular file that was
-checked. Nothing is read before every check has passed.
+and `fstat` of the open descriptor must show a regular file with the device and
+inode that `lstat` showed just before. Nothing is read before every check has
+passed.
 """
 
 import os
@@ -66,6 +67,7 @@ def read_upload_file(real: Path) -> str:
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
+        checked = os.lstat(real)
         descriptor = os.open(real, flags)
     except OSError as error:
         raise _rejected(f"cannot open {real.name!r}: {error.strerror}") from None
@@ -75,6 +77,8 @@ def read_upload_file(real: Path) -> str:
             raise _rejected(
                 f"{real.name!r} is not a regular file ({_kind(info.st_mode)})"
             )
+        if (info.st_dev, info.st_ino) != (checked.st_dev, checked.st_ino):
+            raise _rejected(f"{real.name!r} changed while it was opened; try again")
         if info.st_size > MAX_FILE_BYTES:
             raise _rejected(
                 f"{real.name!r} has {info.st_size} bytes, more than the "

@@ -1,4 +1,4 @@
-"""What a tool is made of: its listing, its handler, and the call a handler gets."""
+"""Parts of a tool: its listing, its handler, and the call a handler gets."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,9 +45,9 @@ class ToolSpec:
     """A tool: how it is listed, how its arguments are checked, and its handler.
 
     `typed_model` and `typed_properties` are for tools whose published schema
-    leaves a definition untyped to save space: the call is checked against the
-    published schema with those properties replaced by the full schema files,
-    and parsed into `typed_model` instead of the published arguments model.
+    leaves a definition untyped to save space. Their calls are checked against
+    the published schema with those properties replaced by the full schema
+    files, then parsed into `typed_model` instead of the arguments model.
     """
 
     name: str

@@ -62,7 +62,7 @@ class _Target:
 
 
 def can_elicit(ctx: Context) -> bool:
-    """Whether the server can ask this call's user a question mid-call.
+    """Return whether the server can put a question to this call's user mid-call.
 
     Only 2025-11-25 connections with a back channel and a client that declared
     the elicitation capability qualify.

@@ -136,7 +136,10 @@ def _summary(model: BaseModel) -> str:
     )
 
 
-async def _validate_definition(call: Call[ValidateDefinitionArguments]) -> Outcome:
+def _definition_parts(
+    call: Call[ValidateDefinitionArguments],
+) -> list[tuple[str, dict[str, Any], type[BaseModel], str]]:
+    """Return (schema stem, value, model, path prefix) of each part to check."""
     arguments = call.arguments
     parts: list[tuple[str, dict[str, Any], type[BaseModel], str]] = []
     if arguments.qp is not None:
@@ -149,29 +152,32 @@ async def _validate_definition(call: Call[ValidateDefinitionArguments]) -> Outco
         if "projectId" not in body and default is not None:
             body["projectId"] = default
         parts.append(("tools/user_cluster_add", body, UserClusterAddArguments, "body"))
+    return parts
+
+
+async def _validate_definition(call: Call[ValidateDefinitionArguments]) -> Outcome:
     problems: list[Problem] = []
-    repairs: list[str] = []
     summaries: list[str] = []
-    for stem, value, model, prefix in parts:
-        parsed, found, fixed = _check_part(stem, value, model, prefix)
+    for stem, value, model, prefix in _definition_parts(call):
+        parsed, found, repairs = _check_part(stem, value, model, prefix)
         problems += found
-        repairs += fixed
+        call.repairs.extend(repairs)
         if parsed is not None:
             problems += await _catalog_problems(call, parsed, prefix)
             summaries.append(_summary(parsed))
-    call.repairs.extend(repairs)
-    entries = [compact(dataclasses.asdict(p)) for p in problems]
+
     if problems:
         noun = "problem" if len(problems) == 1 else "problems"
         lines = [f"Not valid ({len(problems)} {noun}); nothing was sent:"]
-        lines += [
-            f"- {p.path}: {p.message}" if p.path else f"- {p.message}" for p in problems
-        ]
+        for problem in problems:
+            where = f"{problem.path}: " if problem.path else ""
+            lines.append(f"- {where}{problem.message}")
+        entries = [compact(dataclasses.asdict(problem)) for problem in problems]
         return Outcome("\n".join(lines), {"valid": False, "problems": entries})
+
     summary = "; ".join(summaries)
-    return Outcome(
-        f"Valid; nothing was sent. {summary}", {"valid": True, "summary": summary}
-    )
+    text = f"Valid; nothing was sent. {summary}"
+    return Outcome(text, {"valid": True, "summary": summary})
 
 
 async def _catalog_problems(

@@ -78,9 +78,7 @@ def _outcome_text(outcome: UploadOutcome) -> str:
     )
     result = outcome.result
     if result is not None:
-        text += (
-            f"; TA matched {result.userNum} users, {result.unmatchedNum} unmatched"
-        )
+        text += f"; TA matched {result.userNum} users, {result.unmatchedNum} unmatched"
         if result.tagValueNullNum:
             text += f", {result.tagValueNullNum} rows without a tag value"
     return text
