@@ -228,7 +228,11 @@ class CallSender:
                 len(result.content),
                 f", {stream.bytes_sent} bytes sent" if stream is not None else "",
             )
-            checked = self._check_response(call, result)
+            try:
+                checked = self._check_response(call, result)
+            except TAResponseFormatError as error:
+                # A write may have been applied although its answer is unreadable.
+                return Failure(error, may_have_applied=True)
             if isinstance(checked, Failure):
                 return checked
             return Reply(checked, stream)
