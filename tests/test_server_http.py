@@ -12,9 +12,15 @@ from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 from server_fixtures import structured, text, with_settings
 
-from ta_cohort_mcp.config import Settings
+from ta_cohort_mcp.config import Settings, SettingsError
 from ta_cohort_mcp.server.app import build_server
-from ta_cohort_mcp.server.transports import MCP_PATH, bind_socket, uvicorn_server
+from ta_cohort_mcp.server.transports import (
+    MCP_PATH,
+    bind_socket,
+    http_app,
+    security_settings,
+    uvicorn_server,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +135,20 @@ async def test_oversized_body_rejected(server_settings: Settings) -> None:
     async with running(settings) as url, httpx.AsyncClient(timeout=10) as http:
         response = await http.post(url, json=body, headers=JSON_HEADERS)
     assert response.status_code == 413
+
+
+def test_public_app_needs_bearer(server_settings: Settings) -> None:
+    settings = with_settings(server_settings, transport="http", host="0.0.0.0")
+    with pytest.raises(SettingsError, match="TA_MCP_AUTH_TOKEN"):
+        http_app(build_server(settings), settings)
+
+
+def test_allowed_hosts_extend_loopback(server_settings: Settings) -> None:
+    settings = with_settings(
+        server_settings, host="0.0.0.0", allowed_hosts=("mcp.internal",)
+    )
+    security = security_settings(settings)
+    assert "mcp.internal:*" in security.allowed_hosts
+    assert "127.0.0.1:*" in security.allowed_hosts
+    assert "http://mcp.internal:*" in security.allowed_origins
+    assert "0.0.0.0:*" not in security.allowed_hosts

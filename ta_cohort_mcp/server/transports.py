@@ -16,7 +16,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ta_cohort_mcp.config import Settings, is_loopback
+from ta_cohort_mcp.config import Settings, SettingsError, is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,17 @@ class BearerAuth:
 
 
 def http_app(server: Server[Any], settings: Settings) -> ASGIApp:
-    """Return the ASGI app of the streamable HTTP transport, at `/mcp`."""
+    """Return the ASGI app of the streamable HTTP transport, at `/mcp`.
+
+    Raises:
+        SettingsError: the host is not a loopback address and no bearer token
+            is set.
+    """
+    if not is_loopback(settings.host) and settings.auth_token is None:
+        raise SettingsError(
+            f"HTTP on {settings.host} is reachable from other machines, so it needs "
+            "a bearer token: set TA_MCP_AUTH_TOKEN or --auth-token, or bind 127.0.0.1"
+        )
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=settings.stateless,
