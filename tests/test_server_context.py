@@ -22,6 +22,7 @@ from ta_cohort_mcp.sandbox import SandboxServer
 from ta_cohort_mcp.schemas import load_schema
 from ta_cohort_mcp.server.app import build_server
 from ta_cohort_mcp.server.prompts import load_prompts
+from ta_cohort_mcp.server.resources import listed_projects
 
 pytestmark = pytest.mark.anyio
 
@@ -142,6 +143,23 @@ async def test_list_static_and_project_resources(client: Client) -> None:
     assert uris >= STATIC_URIS
     assert "ta://projects/102/clusters" in uris
     assert "ta://projects/102/catalog" in uris
+
+
+@pytest.mark.parametrize(
+    ("default", "allowed", "expected"),
+    [
+        (102, {2, 102, 5}, [102, 2, 5]),
+        (None, {7, 3}, [3, 7]),
+        (9, None, [9]),
+        (None, None, []),
+        (9, {1}, [1]),
+    ],
+)
+def test_listed_projects_default_first(
+    default: int | None, allowed: set[int] | None, expected: list[int]
+) -> None:
+    projects = frozenset(allowed) if allowed is not None else None
+    assert listed_projects(Settings(project_id=default, projects=projects)) == expected
 
 
 async def test_list_templates(client: Client) -> None:

@@ -76,12 +76,15 @@ def catalog_types(catalog: ClusterCatalog) -> list[ClusterType]:
 
 
 def listed_projects(settings: Settings) -> list[int]:
-    """Return the projects whose resources are listed: the allowlist, else the default."""
-    if settings.projects:
-        return sorted(settings.projects)
-    if settings.project_id is not None:
-        return [settings.project_id]
-    return []
+    """Return the projects whose resources are listed: the allowlist, else the default.
+
+    The default project comes first, then the others in increasing order.
+    """
+    others = sorted(settings.projects) if settings.projects else []
+    default = settings.project_id
+    if default is None or (settings.projects and default not in settings.projects):
+        return others
+    return [default, *(project for project in others if project != default)]
 
 
 def check_project(settings: Settings, project_id: int) -> None:
