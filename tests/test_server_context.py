@@ -16,6 +16,7 @@ from mcp import types
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
+from sandbox_fixtures import PROJECT_2_TOKEN
 
 from ta_cohort_mcp.config import Settings
 from ta_cohort_mcp.sandbox import SandboxServer
@@ -656,3 +657,29 @@ async def test_catalog_fetch_refused_logs_no_token(
     assert result.is_error
     assert "ConnectError" in caplog.text
     assert CANARY not in caplog.text
+
+
+async def test_list_skips_project_token_cannot_read(sandbox: SandboxServer) -> None:
+    settings = sandbox_settings(sandbox, token=SecretStr(PROJECT_2_TOKEN), project_id=2)
+    async with Client(build_server(settings)) as session:
+        uris: list[str] = []
+        cursor = None
+        while True:
+            page = await session.list_resources(cursor=cursor)
+            uris.extend(resource.uri for resource in page.resources)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert "ta://projects/2/clusters" in uris
+    assert "ta://projects/102/clusters" in uris
+    assert not [uri for uri in uris if uri.startswith("ta://projects/102/clusters/")]
+
+
+async def test_list_ends_when_ta_unreachable(refused_url: str) -> None:
+    settings = Settings(base_url=refused_url, token=SecretStr("t0ken"), project_id=102)
+    async with Client(build_server(settings)) as session:
+        page = await session.list_resources()
+    uris = {resource.uri for resource in page.resources}
+    assert uris >= STATIC_URIS
+    assert "ta://projects/102/clusters" in uris
+    assert page.next_cursor is None

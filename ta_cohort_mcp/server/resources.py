@@ -317,9 +317,9 @@ class ResourceService:
             page = await list_page(
                 client, cursor.project_id, cursor.catalog, cursor.page, LIST_PAGE_SIZE
             )
-        except TAError as error:
-            # One failing project must not hide the others' resources, and a
-            # failed resources/list breaks some clients at connection time.
+        except TAAPIError as error:
+            # TA rejected this project (a token without access to it, say): one
+            # such project must not hide the other projects' resources.
             logger.warning(
                 "resources/list: listing %s of project %d failed, skipped: %s",
                 cursor.catalog.value,
@@ -327,6 +327,16 @@ class ResourceService:
                 error,
             )
             return [], _next_stage(cursor, projects)
+        except TAError as error:
+            # A transport failure would repeat, after its retries, for every
+            # remaining project, so the listing ends here with what it has.
+            logger.warning(
+                "resources/list: listing %s of project %d failed, listing ended: %s",
+                cursor.catalog.value,
+                cursor.project_id,
+                error,
+            )
+            return [], None
         entries = [
             cluster_resource(cursor.project_id, summary)
             for summary in page.userClusters
