@@ -305,12 +305,26 @@ async def test_get_prompt(
     client: Client, name: str, arguments: dict[str, str], expected: str
 ) -> None:
     result = await client.get_prompt(name, arguments)
-    assert len(result.messages) == 1
+    embed = load_prompts()[name].embed
+    assert len(result.messages) == 1 + len(embed)
     message = result.messages[0]
     assert message.role == "user"
     assert isinstance(message.content, types.TextContent)
     assert expected in message.content.text
     assert "{{" not in message.content.text
+    for uri, attached in zip(embed, result.messages[1:], strict=True):
+        assert attached.role == "user"
+        assert isinstance(attached.content, types.EmbeddedResource)
+        assert attached.content.resource.uri == uri
+
+
+async def test_cohort_prompt_embeds_reference(client: Client) -> None:
+    result = await client.get_prompt("build_cohort", {"description": "payers"})
+    attached = result.messages[1].content
+    assert isinstance(attached, types.EmbeddedResource)
+    assert isinstance(attached.resource, types.TextResourceContents)
+    assert attached.resource.mime_type == "text/markdown"
+    assert "recentDay" in attached.resource.text
 
 
 async def test_get_prompt_missing_argument(auto_client: Client) -> None:

@@ -14,6 +14,7 @@ from ta_cohort_mcp.server.prompts import (
     parse_prompt,
     prompt_directory,
 )
+from ta_cohort_mcp.server.resources import static_contents
 from ta_cohort_mcp.server.tools import ALL_TOOLS
 
 SHIPPED = {
@@ -175,7 +176,7 @@ def test_load_skips_readme(tmp_path: Path) -> None:
 
 
 def test_catalog_unknown_prompt_is_invalid_params() -> None:
-    catalog = PromptCatalog(load_prompts(), {})
+    catalog = PromptCatalog(load_prompts(), {}, static_contents)
     params = types.GetPromptRequestParams(name="build_cohorts")
     with pytest.raises(MCPError) as caught:
         catalog.get_result(params)
@@ -192,6 +193,36 @@ def test_shipped_prompts_name_existing_tools() -> None:
 
 def test_shipped_prompts_name_existing_resources() -> None:
     for spec in load_prompts().values():
-        for uri in re.findall(r"ta://[^\s`),]+", spec.text):
+        for uri in re.findall(r"ta://[^\s`),;]+", spec.text):
             shape = re.sub(r"\{\{\w+\}\}|<\w+>", "{x}", uri)
             assert shape.rstrip(".") in RESOURCE_SHAPES, f"{spec.name}: {uri}"
+
+
+def test_parse_reads_embed() -> None:
+    text = GOOD.replace('title = "Greet"', 'embed = ["ta://schemas/qp"]')
+    assert parse_prompt(text, "greet.md").embed == ("ta://schemas/qp",)
+
+
+def test_parse_rejects_embed_not_list() -> None:
+    text = GOOD.replace('title = "Greet"', 'embed = "ta://schemas/qp"')
+    with pytest.raises(PromptFileError, match="embed must be a list"):
+        parse_prompt(text, "greet.md")
+
+
+def test_catalog_rejects_embed_needing_ta() -> None:
+    text = GOOD.replace('title = "Greet"', 'embed = ["ta://projects/1/catalog"]')
+    spec = parse_prompt(text, "greet.md")
+    with pytest.raises(PromptFileError, match="ta://projects/1/catalog"):
+        PromptCatalog({spec.name: spec}, {}, static_contents)
+
+
+def test_catalog_embeds_resource_after_text() -> None:
+    text = GOOD.replace('title = "Greet"', 'embed = ["ta://schemas/qp"]')
+    spec = parse_prompt(text, "greet.md")
+    catalog = PromptCatalog({spec.name: spec}, {}, static_contents)
+    params = types.GetPromptRequestParams(name="greet", arguments={"projectId": "1"})
+    messages = catalog.get_result(params).messages
+    assert len(messages) == 2
+    assert isinstance(messages[0].content, types.TextContent)
+    assert isinstance(messages[1].content, types.EmbeddedResource)
+    assert messages[1].content.resource.uri == "ta://schemas/qp"

@@ -27,7 +27,11 @@ from ta_cohort_mcp.server.catalog import (
 from ta_cohort_mcp.server.completions import CompletionService
 from ta_cohort_mcp.server.problems import Problem
 from ta_cohort_mcp.server.prompts import PromptCatalog, load_prompts
-from ta_cohort_mcp.server.resources import ResourceService, resource_templates
+from ta_cohort_mcp.server.resources import (
+    ResourceService,
+    resource_templates,
+    static_contents,
+)
 from ta_cohort_mcp.server.state import Context, HandlerRegistry, ServerState
 
 logger = logging.getLogger(__name__)
@@ -100,7 +104,7 @@ def build_services(settings: Settings) -> ContextServices:
     defaults = {}
     if settings.project_id is not None:
         defaults["projectId"] = str(settings.project_id)
-    prompts = PromptCatalog(load_prompts(), defaults)
+    prompts = PromptCatalog(load_prompts(), defaults, static_contents)
     return ContextServices(
         settings=settings,
         catalogs=catalogs,

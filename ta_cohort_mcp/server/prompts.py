@@ -8,7 +8,7 @@ lines, then the text, in which `{{argument}}` is replaced by the argument value.
 import logging
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,10 @@ _PACKAGED_DIRECTORY = _PACKAGE_DIRECTORY / "_data" / "prompts"
 _FRONT_MATTER = re.compile(r"\A\+\+\+\n(.*?)\n\+\+\+\n?(.*)\Z", re.DOTALL)
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_FRONT_MATTER_KEYS = ("name", "title", "description", "arguments", "embed")
+
+# Returns the contents of a resource that needs no TA request, or None if unknown.
+ResourceReader = Callable[[str], types.TextResourceContents | None]
 
 
 class PromptFileError(ValueError):
@@ -54,6 +58,7 @@ class PromptSpec:
     arguments: tuple[PromptArgumentSpec, ...]
     text: str
     source: str
+    embed: tuple[str, ...] = ()
 
     def argument_names(self) -> list[str]:
         """Return the argument names in file order."""
@@ -141,11 +146,11 @@ def parse_prompt(text: str, source: str) -> PromptSpec:
 
 
 def _build_spec(front: dict[str, Any], body: str, source: str) -> PromptSpec:
-    unknown = sorted(set(front) - {"name", "title", "description", "arguments"})
+    unknown = sorted(set(front) - set(_FRONT_MATTER_KEYS))
     if unknown:
         raise PromptFileError(
             f"{source}: unknown front matter key {unknown[0]!r}; "
-            "accepted keys: name, title, description, arguments"
+            f"accepted keys: {', '.join(_FRONT_MATTER_KEYS)}"
         )
     name = front.get("name")
     if not isinstance(name, str) or _NAME.match(name) is None:
@@ -164,7 +169,12 @@ def _build_spec(front: dict[str, Any], body: str, source: str) -> PromptSpec:
         for index, item in enumerate(front.get("arguments", []))
     )
     _check_placeholders(arguments, body, source)
-    return PromptSpec(name, title, description.strip(), arguments, body, source)
+    embed = front.get("embed", [])
+    if not isinstance(embed, list) or not all(isinstance(uri, str) for uri in embed):
+        raise PromptFileError(f"{source}: embed must be a list of resource URIs")
+    return PromptSpec(
+        name, title, description.strip(), arguments, body, source, tuple(embed)
+    )
 
 
 def _build_argument(item: Any, where: str) -> PromptArgumentSpec:
@@ -238,13 +248,32 @@ def load_prompts(directory: Path | None = None) -> dict[str, PromptSpec]:
 
 
 class PromptCatalog:
-    """The prompts a server serves, with the server's argument defaults."""
+    """The prompts a server serves, with the server's argument defaults.
+
+    `read_resource` gives the contents of the resources that prompts embed.
+
+    Raises:
+        PromptFileError: a prompt embeds a resource that `read_resource` lacks.
+    """
 
     def __init__(
-        self, prompts: Mapping[str, PromptSpec], defaults: Mapping[str, str]
+        self,
+        prompts: Mapping[str, PromptSpec],
+        defaults: Mapping[str, str],
+        read_resource: ResourceReader | None = None,
     ) -> None:
         self.prompts = dict(prompts)
         self.defaults = dict(defaults)
+        self._embedded: dict[str, types.TextResourceContents] = {}
+        for spec in self.prompts.values():
+            for uri in spec.embed:
+                contents = read_resource(uri) if read_resource is not None else None
+                if contents is None:
+                    raise PromptFileError(
+                        f"{spec.source}: embed names {uri}, which is not a resource "
+                        "that can be read without a TA request"
+                    )
+                self._embedded[uri] = contents
 
     def list_result(self) -> types.ListPromptsResult:
         """Return every prompt, in one page."""
@@ -253,7 +282,7 @@ class PromptCatalog:
         )
 
     def get_result(self, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        """Render one prompt as a single user message.
+        """Render one prompt as a user message, then one per embedded resource.
 
         Raises:
             MCPError: INVALID_PARAMS for an unknown prompt or invalid arguments.
@@ -270,11 +299,14 @@ class PromptCatalog:
             text = spec.render(params.arguments or {}, self.defaults)
         except ValueError as error:
             raise MCPError(code=types.INVALID_PARAMS, message=str(error)) from None
-        return types.GetPromptResult(
-            description=spec.description,
-            messages=[
-                types.PromptMessage(
-                    role="user", content=types.TextContent(type="text", text=text)
-                )
-            ],
-        )
+        messages = [
+            types.PromptMessage(
+                role="user", content=types.TextContent(type="text", text=text)
+            )
+        ]
+        for uri in spec.embed:
+            resource = types.EmbeddedResource(
+                type="resource", resource=self._embedded[uri]
+            )
+            messages.append(types.PromptMessage(role="user", content=resource))
+        return types.GetPromptResult(description=spec.description, messages=messages)

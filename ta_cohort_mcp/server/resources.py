@@ -203,6 +203,19 @@ def static_resources() -> list[types.Resource]:
     ]
 
 
+def static_contents(uri: str) -> types.TextResourceContents | None:
+    """Return the contents of a resource that needs no TA request, or None."""
+    if uri in SCHEMA_URIS:
+        schema = load_schema(SCHEMA_URIS[uri])
+        text = json.dumps(schema, ensure_ascii=False)
+        return types.TextResourceContents(uri=uri, mime_type=_JSON, text=text)
+    if uri == REFERENCE_URI:
+        return types.TextResourceContents(
+            uri=uri, mime_type=_MARKDOWN, text=DEFINITIONS_REFERENCE
+        )
+    return None
+
+
 def project_resources(project_id: int, has_catalog: bool) -> list[types.Resource]:
     """Return the list resource of a project, and its catalog when it has one."""
     resources = [
@@ -363,11 +376,9 @@ class ResourceService:
                 allowlist or a cluster TA does not have; INTERNAL_ERROR when TA
                 cannot be reached or the catalog file is invalid.
         """
-        if uri in SCHEMA_URIS:
-            schema = load_schema(SCHEMA_URIS[uri])
-            return _contents(uri, json.dumps(schema, ensure_ascii=False), _JSON)
-        if uri == REFERENCE_URI:
-            return _contents(uri, DEFINITIONS_REFERENCE, _MARKDOWN)
+        static = static_contents(uri)
+        if static is not None:
+            return types.ReadResourceResult(contents=[static])
         match = _PROJECT_URI.match(uri)
         if match is None:
             raise _unknown_uri(uri)
