@@ -23,7 +23,7 @@ from ta_cohort_mcp.models import (
     TagDefinition,
 )
 from ta_cohort_mcp.models.catalog import CatalogFile
-from ta_cohort_mcp.models.tools import TOOL_ARGUMENT_MODELS
+from ta_cohort_mcp.models.tools import TERSE_TOOLS, TOOL_ARGUMENT_MODELS
 
 JsonSchema = dict[str, Any]
 
@@ -41,6 +41,9 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
 SCHEMA_MODELS.update(
     {f"tools/{name}": model for name, model in TOOL_ARGUMENT_MODELS.items()}
 )
+# Stems whose field descriptions are kept only at the top level, because they
+# repeat definitions described elsewhere and tools/list has a size budget.
+TERSE_STEMS = frozenset(f"tools/{name}" for name in TERSE_TOOLS)
 
 # The repository's schemas/ in a checkout; the copy inside an installed wheel.
 _REPOSITORY_DIRECTORY = Path(__file__).resolve().parent.parent / "schemas"
@@ -58,6 +61,24 @@ def client_schema(model: type[BaseModel]) -> JsonSchema:
     definitions = raw.pop("$defs", {})
     schema = _simplify(_inline(raw, definitions, set()))
     return schema
+
+
+def stem_schema(stem: str) -> JsonSchema:
+    """Return the published schema of the file stem `stem`."""
+    schema = client_schema(SCHEMA_MODELS[stem])
+    if stem in TERSE_STEMS:
+        schema["properties"] = {
+            name: _keep_top_description(child)
+            for name, child in schema.get("properties", {}).items()
+        }
+    return schema
+
+
+def _keep_top_description(schema: JsonSchema) -> JsonSchema:
+    stripped: JsonSchema = _strip_descriptions(schema)
+    if "description" in schema:
+        stripped["description"] = schema["description"]
+    return _order(stripped)
 
 
 def _inline(node: Any, definitions: dict[str, Any], seen: set[str]) -> Any:
@@ -156,7 +177,7 @@ def _order(schema: JsonSchema) -> JsonSchema:
 
 def all_schemas() -> dict[str, JsonSchema]:
     """Return every published schema, by file stem."""
-    return {stem: client_schema(model) for stem, model in SCHEMA_MODELS.items()}
+    return {stem: stem_schema(stem) for stem in SCHEMA_MODELS}
 
 
 def render(schema: JsonSchema) -> str:
@@ -170,7 +191,7 @@ def load_schema(stem: str, directory: Path = DEFAULT_DIRECTORY) -> JsonSchema:
     if path.is_file():
         loaded: JsonSchema = json.loads(path.read_text(encoding="utf-8"))
         return loaded
-    return client_schema(SCHEMA_MODELS[stem])
+    return stem_schema(stem)
 
 
 def stale_files(directory: Path) -> list[str]:

@@ -272,7 +272,7 @@ async def test_import_tag_rows_and_modify(
             "mainColumnName": "#account_id",
             "clusterCatalog": "catalog_tag",
             "clusterName": cluster_name,
-            "rows": [[user_id, "vip"] for user_id in user_ids],
+            "rows": [f"{user_id},vip" for user_id in user_ids],
         },
     )
     assert not created.is_error, text(created)
@@ -280,7 +280,7 @@ async def test_import_tag_rows_and_modify(
     by_id = await call(
         mcp_client,
         "import_id_cluster_modify",
-        {"projectId": 102, "clusterId": cluster_id, "rows": [[user_ids[0], "gold"]]},
+        {"projectId": 102, "clusterId": cluster_id, "rows": [f"{user_ids[0]},gold"]},
     )
     by_name = await call(
         mcp_client,
@@ -288,7 +288,7 @@ async def test_import_tag_rows_and_modify(
         {
             "projectId": 102,
             "clusterName": cluster_name,
-            "rows": [[user_ids[1], "gold"]],
+            "rows": [f"{user_ids[1]},gold"],
         },
     )
     assert not by_id.is_error, text(by_id)
@@ -305,7 +305,7 @@ async def test_import_rows_need_tag_catalog(mcp_client: Client) -> None:
             "projectId": 102,
             "displayName": "x",
             "mainColumnName": "#account_id",
-            "rows": [["a", "b"]],
+            "rows": ["a,b"],
         },
     )
     assert error_kind(result) == "invalid_arguments"
@@ -332,16 +332,45 @@ async def test_validate_definition_body(mcp_client: Client, example: str) -> Non
     assert structured(result)["valid"] is True, text(result)
 
 
-async def test_validate_definition_problems(mcp_client: Client) -> None:
+async def test_validate_definition_problems(
+    mcp_client: Client, sandbox: SandboxServer
+) -> None:
+    before = sandbox.stats.counts()
     qp = load_example("add-cluster.request")["qp"]
     qp["filts"][0]["comparator"] = "range"
-    result = await call(mcp_client, "validate_definition", {"qp": qp, "tagQp": {}})
-    data = structured(result)
-    assert data["valid"] is False
-    paths = [problem["path"] for problem in data["problems"]]
+    result = await call(mcp_client, "validate_definition", {"qp": qp, "tagQp": "{}"})
+    assert error_kind(result) == "invalid_arguments"
+    paths = [problem["path"] for problem in structured(result)["error"]["problems"]]
     assert any(path.startswith("qp.filts[0]") for path in paths)
     assert any(path.startswith("tagQp") for path in paths)
-    assert "nothing was sent" in text(result)
+    assert sandbox.stats.counts() == before
+
+
+async def test_validate_definition_json_text(mcp_client: Client) -> None:
+    import json
+
+    qp = load_example("add-cluster.request")["qp"]
+    as_text = await call(mcp_client, "validate_definition", {"qp": json.dumps(qp)})
+    as_object = await call(mcp_client, "validate_definition", {"qp": qp})
+    assert structured(as_text)["valid"] is True
+    assert "repairs" not in structured(as_text)
+    assert structured(as_object)["valid"] is True
+    repairs = [entry["message"] for entry in structured(as_object)["repairs"]]
+    assert "qp: encoded the object as JSON text" in repairs
+
+
+async def test_validate_definition_bad_json(mcp_client: Client) -> None:
+    result = await call(mcp_client, "validate_definition", {"qp": "{events: []}"})
+    assert error_kind(result) == "invalid_arguments"
+    assert "qp is not valid JSON text" in text(result)
+
+
+async def test_validate_definition_body_rules(mcp_client: Client) -> None:
+    body = load_example("add-tag-custom.request")
+    del body["subConditionTabType"]
+    result = await call(mcp_client, "validate_definition", {"body": body})
+    assert error_kind(result) == "invalid_arguments"
+    assert "subConditionTabType" in text(result)
 
 
 def _sample_ids(sandbox: SandboxServer, project_id: int, count: int) -> list[str]:

@@ -12,15 +12,15 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ta_cohort_mcp.models.base import RequestModel
 from ta_cohort_mcp.models.catalog import EventCatalogArguments
-from ta_cohort_mcp.models.enums import ClusterCatalog, ClusterType, SubConditionTabType
+from ta_cohort_mcp.models.enums import ClusterCatalog, ClusterType
 from ta_cohort_mcp.models.requests import (
     ByIdQuery,
     ByNameQuery,
     ClusterAddRequest,
     ClusterId,
     ClusterName,
+    ClusterUpdateRequest,
     DetailQuery,
-    DisplayName,
     ImportAddQuery,
     ImportModifyByNameQuery,
     ImportModifyQuery,
@@ -34,10 +34,9 @@ MAX_INLINE_IDS = 10_000
 MAX_ID_LENGTH = 256
 
 UploadId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-TagRow = Annotated[
-    list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]],
-    Field(min_length=2, max_length=2, description="[id, tag value]"),
-]
+# A tag row is "id,value": the id ends at the first comma, the value may contain
+# more, and a row without a comma has an empty value.
+TagRow = Annotated[str, Field(min_length=1, max_length=2 * MAX_ID_LENGTH + 1)]
 Confirm = Annotated[
     str,
     Field(
@@ -70,41 +69,13 @@ class UserClusterDetailArguments(_ToolSchema, DetailQuery):
     """Arguments of user_cluster_detail: clusterId or clusterName."""
 
 
-class _UpdateFields(RequestModel):
-    """The update body with `qp` and `tagQp` as plain objects.
-
-    The update tools publish the definitions untyped, because user_cluster_add
-    already lists their full schema and tools/list has a size budget. The
-    server checks them against the full `qp` and `tagQp` schemas before the
-    body is parsed into ClusterUpdateRequest.
-    """
-
-    projectId: ProjectId
-    clusterCatalog: ClusterCatalog | None = Field(
-        default=None, description="catalog_cluster or catalog_tag."
-    )
-    clusterType: ClusterType | None = Field(
-        default=None, description="As in user_cluster_add."
-    )
-    subConditionTabType: SubConditionTabType | None = Field(
-        default=None, description="Tag kind, as in user_cluster_add."
-    )
-    displayName: DisplayName
-    qp: dict[str, Any] | None = Field(
-        default=None, description="New cluster definition, as user_cluster_add's qp."
-    )
-    tagQp: dict[str, Any] | None = Field(
-        default=None, description="New tag definition, as user_cluster_add's tagQp."
-    )
-
-
-class UserClusterUpdateArguments(_ToolSchema, _UpdateFields):
+class UserClusterUpdateArguments(_ToolSchema, ClusterUpdateRequest):
     """Arguments of user_cluster_update: the cluster id and the new body."""
 
     clusterId: ClusterId
 
 
-class UserClusterUpdateByNameArguments(_ToolSchema, _UpdateFields):
+class UserClusterUpdateByNameArguments(_ToolSchema, ClusterUpdateRequest):
     """Arguments of user_cluster_update_by_name: the cluster name and the new body."""
 
     clusterName: ClusterName
@@ -187,7 +158,7 @@ class _UploadSource(RequestModel):
         default=None,
         min_length=1,
         max_length=MAX_INLINE_IDS,
-        description='Tag rows [id, value], such as [["a1", "vip"]].',
+        description='Tag rows "id,value", such as ["a1,vip"]; the value may have commas.',
     )
     path: str | None = Field(
         default=None,
@@ -218,7 +189,7 @@ class ImportIdClusterAddArguments(_ToolSchema, _UploadSource, ImportAddQuery):
         is_tag = self.clusterCatalog is ClusterCatalog.TAG
         if is_tag and self.ids is not None:
             raise ValueError(
-                "a tag upload (catalog_tag) needs rows of [id, value], not ids"
+                'a tag upload (catalog_tag) needs rows of "id,value", not ids'
             )
         if not is_tag and self.rows is not None:
             raise ValueError(
@@ -237,17 +208,28 @@ class ImportIdClusterModifyByNameArguments(
     """Arguments of import_id_cluster_modify_by_name: the query and the new ids."""
 
 
-class ValidateDefinitionArguments(_ToolSchema):
-    """Arguments of validate_definition: a qp, a tagQp, or a whole add body."""
+# Longest JSON text validate_definition takes for one definition, in characters.
+MAX_DEFINITION_TEXT = 200_000
+DefinitionText = Annotated[str, Field(min_length=2, max_length=MAX_DEFINITION_TEXT)]
 
-    qp: dict[str, Any] | None = Field(
-        default=None, description="Cluster definition to check."
+
+class ValidateDefinitionArguments(_ToolSchema):
+    """Arguments of validate_definition: definitions as JSON text.
+
+    The definitions are JSON text, not typed objects, because their typed
+    schemas would add about 8,000 characters to tools/list; user_cluster_add
+    lists them in full. The server checks the decoded text against the full
+    `qp`, `tagQp` and user_cluster_add schemas.
+    """
+
+    qp: DefinitionText | None = Field(
+        default=None, description="JSON text of a cluster definition (qp)."
     )
-    tagQp: dict[str, Any] | None = Field(
-        default=None, description="Tag definition to check."
+    tagQp: DefinitionText | None = Field(
+        default=None, description="JSON text of a tag definition (tagQp)."
     )
-    body: dict[str, Any] | None = Field(
-        default=None, description="Whole user_cluster_add arguments to check."
+    body: DefinitionText | None = Field(
+        default=None, description="JSON text of whole user_cluster_add arguments."
     )
 
     @model_validator(mode="after")
@@ -280,6 +262,10 @@ class RefreshAndWaitArguments(_ToolSchema):
             raise ValueError("give exactly one of clusterId or clusterName")
         return self
 
+
+# Tools whose published schema keeps field descriptions only at the top level:
+# they repeat the definitions that user_cluster_add describes in full.
+TERSE_TOOLS = frozenset({"user_cluster_update", "user_cluster_update_by_name"})
 
 # Tool name -> its arguments model, in the order tools/list shows them.
 TOOL_ARGUMENT_MODELS: dict[str, type[RequestModel]] = {

@@ -15,6 +15,7 @@ Nothing is sent to TA before step 6.
 """
 
 import copy
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -107,20 +108,6 @@ def published_schema(name: str, settings: Settings) -> JsonSchema:
     return schema
 
 
-def _checking_schema(spec: ToolSpec, published: JsonSchema) -> JsonSchema:
-    """Return the schema a call is checked against: published, definitions typed."""
-    if not spec.typed_properties:
-        return published
-    schema = copy.deepcopy(published)
-    for name, stem in spec.typed_properties.items():
-        full = dict(load_schema(stem))
-        description = schema["properties"][name].get("description")
-        if description:
-            full["description"] = description
-        schema["properties"][name] = full
-    return schema
-
-
 class ToolDispatcher:
     """Checks and runs tool calls; see the module docstring for the steps."""
 
@@ -129,10 +116,6 @@ class ToolDispatcher:
         self.specs = {name: ALL_TOOLS[name] for name in state.enabled_tools}
         self.published = {
             name: published_schema(name, state.settings) for name in self.specs
-        }
-        self.checking = {
-            name: _checking_schema(spec, self.published[name])
-            for name, spec in self.specs.items()
         }
 
     def listing(self) -> list[types.Tool]:
@@ -208,9 +191,10 @@ class ToolDispatcher:
         missing = self._fill_project(spec, arguments)
         if missing is not None:
             return invalid_arguments([missing])
-        model = spec.typed_model or TOOL_ARGUMENT_MODELS[spec.name]
+        encoded = _encode_json_text(spec, arguments)
+        model = TOOL_ARGUMENT_MODELS[spec.name]
         try:
-            validated = validate_arguments(self.checking[spec.name], arguments, model)
+            validated = validate_arguments(self.published[spec.name], arguments, model)
         except ArgumentError as error:
             return invalid_arguments(error.problems, truncated=error.truncated)
         parsed = validated.model
@@ -221,22 +205,25 @@ class ToolDispatcher:
         problems = await self._check_definitions(ctx, parsed)
         if problems:
             return invalid_arguments(problems)
-        call = Call(ctx, self.state, parsed, list(validated.repairs))
-        outcome = await spec.handler(call)
+        call = Call(ctx, self.state, parsed, [*encoded, *validated.repairs])
+        try:
+            outcome = await spec.handler(call)
+        except ArgumentError as error:
+            return invalid_arguments(error.problems, truncated=error.truncated)
         return success(outcome.text, outcome.structured, call.repairs)
 
     def _fill_project(self, spec: ToolSpec, arguments: Any) -> Problem | None:
         """Fill in the default projectId; return a problem if it is missing."""
         if not isinstance(arguments, dict) and arguments is not None:
             return None
-        fields = TOOL_ARGUMENT_MODELS[spec.name].model_fields
-        if "projectId" not in fields or (arguments and "projectId" in arguments):
+        field = TOOL_ARGUMENT_MODELS[spec.name].model_fields.get("projectId")
+        if field is None or (arguments and "projectId" in arguments):
             return None
         default = self.state.settings.project_id
         if default is not None and isinstance(arguments, dict):
             arguments["projectId"] = default
             return None
-        if default is not None:
+        if default is not None or not field.is_required():
             return None
         return Problem(
             path="",
@@ -274,6 +261,23 @@ class ToolDispatcher:
             if isinstance(definition, ClusterDefinition | TagDefinition):
                 problems += await checker(ctx, project_id, definition, name)
         return problems
+
+
+def _encode_json_text(spec: ToolSpec, arguments: Any) -> list[str]:
+    """Encode objects sent where the tool takes JSON text; return the repairs."""
+    if not isinstance(arguments, dict):
+        return []
+    repairs = []
+    for name in spec.json_text_fields:
+        value = arguments.get(name)
+        if isinstance(value, dict | list):
+            arguments[name] = json.dumps(value, ensure_ascii=False)
+            repairs.append(f"{name}: encoded the {_json_kind(value)} as JSON text")
+    return repairs
+
+
+def _json_kind(value: object) -> str:
+    return "object" if isinstance(value, dict) else "array"
 
 
 def _outcome_name(result: types.CallToolResult) -> str:

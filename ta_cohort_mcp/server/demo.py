@@ -287,7 +287,8 @@ class _Caller:
 
 async def _scenarios(call: _Caller, printer: _Printer) -> None:
     printer.step("Check the reference cohort's definition without sending it")
-    checked = await call("validate_definition", {"qp": REFERENCE_COHORT["qp"]})
+    qp_text = json.dumps(REFERENCE_COHORT["qp"])
+    checked = await call("validate_definition", {"qp": qp_text})
     _expect(checked.get("valid") is True, "the reference qp is not valid")
 
     printer.step(

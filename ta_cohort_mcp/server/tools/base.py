@@ -42,12 +42,10 @@ Handler = Callable[[Call[Any]], Awaitable[Outcome]]
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool: how it is listed, how its arguments are checked, and its handler.
+    """A tool: how it is listed, its hints, and its handler.
 
-    `typed_model` and `typed_properties` are for tools whose published schema
-    leaves a definition untyped to save space. Their calls are checked against
-    the published schema with those properties replaced by the full schema
-    files, then parsed into `typed_model` instead of the arguments model.
+    Its arguments model is `TOOL_ARGUMENT_MODELS[name]`, and its input schema
+    the file `schemas/tools/<name>.json` generated from that model.
     """
 
     name: str
@@ -59,8 +57,8 @@ class ToolSpec:
     destructive: bool
     idempotent: bool
     open_world: bool = True
-    typed_model: type[BaseModel] | None = None
-    typed_properties: dict[str, str] = field(default_factory=dict)
+    # Arguments taken as JSON text; an object or array sent there is encoded.
+    json_text_fields: frozenset[str] = frozenset()
 
     @property
     def writes(self) -> bool:

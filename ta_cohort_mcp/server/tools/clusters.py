@@ -9,7 +9,6 @@ from ta_cohort_mcp.models import (
     ClusterUpdateRequest,
     PagerHeader,
 )
-from ta_cohort_mcp.models.requests import ClusterId, ClusterName
 from ta_cohort_mcp.models.tools import (
     UserClusterAddArguments,
     UserClusterDetailArguments,
@@ -18,6 +17,8 @@ from ta_cohort_mcp.models.tools import (
     UserClusterRefreshByNameArguments,
     UserClusterRefreshProgressArguments,
     UserClusterRefreshProgressByNameArguments,
+    UserClusterUpdateArguments,
+    UserClusterUpdateByNameArguments,
 )
 from ta_cohort_mcp.server.results import as_json, compact
 from ta_cohort_mcp.server.tools.base import (
@@ -109,24 +110,12 @@ async def _detail(call: Call[UserClusterDetailArguments]) -> Outcome:
     return Outcome(text, {"cluster": cluster_data(cluster)})
 
 
-class TypedUpdateArguments(ClusterUpdateRequest):
-    """The arguments of user_cluster_update with typed definitions."""
-
-    clusterId: ClusterId
-
-
-class TypedUpdateByNameArguments(ClusterUpdateRequest):
-    """The arguments of user_cluster_update_by_name with typed definitions."""
-
-    clusterName: ClusterName
-
-
 def _update_body(arguments: ClusterUpdateRequest, key: str) -> ClusterUpdateRequest:
     fields = arguments.model_dump(exclude={key}, exclude_unset=True)
     return ClusterUpdateRequest.model_validate(fields)
 
 
-async def _update(call: Call[TypedUpdateArguments]) -> Outcome:
+async def _update(call: Call[UserClusterUpdateArguments]) -> Outcome:
     arguments = call.arguments
     body = _update_body(arguments, "clusterId")
     await call.client.user_cluster_update(arguments.clusterId, body)
@@ -142,7 +131,7 @@ async def _update(call: Call[TypedUpdateArguments]) -> Outcome:
     return Outcome(text, structured)
 
 
-async def _update_by_name(call: Call[TypedUpdateByNameArguments]) -> Outcome:
+async def _update_by_name(call: Call[UserClusterUpdateByNameArguments]) -> Outcome:
     arguments = call.arguments
     body = _update_body(arguments, "clusterName")
     await call.client.user_cluster_update_by_name(
@@ -306,8 +295,6 @@ CLUSTER_TOOLS = [
         read_only=False,
         destructive=True,
         idempotent=True,
-        typed_model=TypedUpdateArguments,
-        typed_properties={"qp": "qp", "tagQp": "tagQp"},
     ),
     ToolSpec(
         name="user_cluster_update_by_name",
@@ -324,8 +311,6 @@ CLUSTER_TOOLS = [
         read_only=False,
         destructive=True,
         idempotent=True,
-        typed_model=TypedUpdateByNameArguments,
-        typed_properties={"qp": "qp", "tagQp": "tagQp"},
     ),
     ToolSpec(
         name="user_cluster_list",

@@ -1,6 +1,7 @@
 """Tools that no endpoint has: validate_definition and refresh_and_wait."""
 
 import dataclasses
+import json
 import logging
 import time
 from typing import Any
@@ -22,11 +23,10 @@ from ta_cohort_mcp.models.tools import (
 )
 from ta_cohort_mcp.schemas import load_schema
 from ta_cohort_mcp.server.problems import Problem
-from ta_cohort_mcp.server.results import ToolFailure, compact
+from ta_cohort_mcp.server.results import ToolFailure
 from ta_cohort_mcp.server.tools.base import (
     BOOLEAN,
     INTEGER,
-    OBJECTS,
     STRING,
     Call,
     Outcome,
@@ -41,29 +41,6 @@ from ta_cohort_mcp.server.tools.clusters import (
 from ta_cohort_mcp.server.validation import ArgumentError, validate_arguments
 
 logger = logging.getLogger(__name__)
-
-
-def _prefixed(problem: Problem, prefix: str) -> Problem:
-    path = problem.path
-    if not path:
-        joined = prefix
-    elif path.startswith("["):
-        joined = prefix + path
-    else:
-        joined = f"{prefix}.{path}"
-    return dataclasses.replace(problem, path=joined)
-
-
-def _check_part(
-    stem: str, value: dict[str, Any], model: type[BaseModel], prefix: str
-) -> tuple[BaseModel | None, list[Problem], list[str]]:
-    """Validate one part against its schema file and model; return model, problems, repairs."""
-    try:
-        validated = validate_arguments(load_schema(stem), value, model, cache_key=stem)
-    except ArgumentError as error:
-        return None, [_prefixed(p, prefix) for p in error.problems], []
-    repairs = [f"{prefix}.{repair}" for repair in validated.repairs]
-    return validated.model, [], repairs
 
 
 def summarize_cluster(definition: ClusterDefinition) -> str:
@@ -121,79 +98,116 @@ def summarize_tag(definition: TagDefinition) -> str:
     return f"indicator value tag: {measure} of {quota.eventName}"
 
 
-def _summary(model: BaseModel) -> str:
-    if isinstance(model, ClusterDefinition):
-        return "qp: " + summarize_cluster(model)
-    if isinstance(model, TagDefinition):
-        return "tagQp: " + summarize_tag(model)
-    assert isinstance(model, UserClusterAddArguments)
-    kind = "tag" if model.tagQp is not None else "cluster"
-    definition = (
-        summarize_tag(model.tagQp) if model.tagQp else summarize_cluster(model.qp)  # type: ignore[arg-type]
-    )
-    return (
-        f"body: {kind} {model.clusterName!r} in project {model.projectId}, {definition}"
-    )
+# Part of the arguments -> (schema stem, model) it is checked against.
+_PARTS: dict[str, tuple[str, type[BaseModel]]] = {
+    "qp": ("qp", ClusterDefinition),
+    "tagQp": ("tagQp", TagDefinition),
+    "body": ("tools/user_cluster_add", UserClusterAddArguments),
+}
 
 
-def _definition_parts(
-    call: Call[ValidateDefinitionArguments],
-) -> list[tuple[str, dict[str, Any], type[BaseModel], str]]:
-    """Return (schema stem, value, model, path prefix) of each part to check."""
-    arguments = call.arguments
-    parts: list[tuple[str, dict[str, Any], type[BaseModel], str]] = []
-    if arguments.qp is not None:
-        parts.append(("qp", arguments.qp, ClusterDefinition, "qp"))
-    if arguments.tagQp is not None:
-        parts.append(("tagQp", arguments.tagQp, TagDefinition, "tagQp"))
-    if arguments.body is not None:
-        body = dict(arguments.body)
+def _prefixed(problem: Problem, prefix: str) -> Problem:
+    path = problem.path
+    if not path:
+        joined = prefix
+    elif path.startswith("["):
+        joined = prefix + path
+    else:
+        joined = f"{prefix}.{path}"
+    return dataclasses.replace(problem, path=joined)
+
+
+def _decode(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ArgumentError(
+            [
+                Problem(
+                    path=name,
+                    message=(
+                        f"{name} is not valid JSON text ({error.msg} at line "
+                        f"{error.lineno}, column {error.colno})"
+                    ),
+                    expected="JSON text of an object",
+                )
+            ]
+        ) from None
+
+
+def _check_part(
+    call: Call[ValidateDefinitionArguments], name: str, text: str
+) -> tuple[BaseModel | None, list[Problem]]:
+    """Decode and check one part; return its model (None if invalid) and problems."""
+    stem, model = _PARTS[name]
+    try:
+        value = _decode(name, text)
+    except ArgumentError as error:
+        return None, error.problems
+    if name == "body" and isinstance(value, dict) and "projectId" not in value:
         default = call.state.settings.project_id
-        if "projectId" not in body and default is not None:
-            body["projectId"] = default
-        parts.append(("tools/user_cluster_add", body, UserClusterAddArguments, "body"))
-    return parts
+        if default is not None:
+            value["projectId"] = default
+    try:
+        validated = validate_arguments(
+            load_schema(stem), value, model, cache_key=f"validate_definition {stem}"
+        )
+    except ArgumentError as error:
+        return None, [_prefixed(problem, name) for problem in error.problems]
+    call.repairs.extend(f"{name}.{repair}" for repair in validated.repairs)
+    return validated.model, []
+
+
+async def _catalog_problems(
+    call: Call[ValidateDefinitionArguments], parsed: BaseModel, name: str
+) -> list[Problem]:
+    """Return what the registered definition checker finds, if there is one."""
+    checker = call.state.definition_checker
+    if checker is None:
+        return []
+    project_id = getattr(parsed, "projectId", None) or call.state.settings.project_id
+    found: list[Problem] = []
+    if isinstance(parsed, ClusterDefinition | TagDefinition):
+        found += await checker(call.ctx, project_id, parsed, name)
+    for part in ("qp", "tagQp"):
+        definition = getattr(parsed, part, None)
+        if isinstance(definition, ClusterDefinition | TagDefinition):
+            found += await checker(call.ctx, project_id, definition, f"{name}.{part}")
+    return found
+
+
+def _summary(parsed: BaseModel) -> str:
+    if isinstance(parsed, ClusterDefinition):
+        return "qp: " + summarize_cluster(parsed)
+    if isinstance(parsed, TagDefinition):
+        return "tagQp: " + summarize_tag(parsed)
+    assert isinstance(parsed, UserClusterAddArguments)
+    if parsed.tagQp is not None:
+        definition = "tag, " + summarize_tag(parsed.tagQp)
+    else:
+        assert parsed.qp is not None
+        definition = "cluster of " + summarize_cluster(parsed.qp)
+    return f"body: {parsed.clusterName!r} in project {parsed.projectId}, {definition}"
 
 
 async def _validate_definition(call: Call[ValidateDefinitionArguments]) -> Outcome:
     problems: list[Problem] = []
     summaries: list[str] = []
-    for stem, value, model, prefix in _definition_parts(call):
-        parsed, found, repairs = _check_part(stem, value, model, prefix)
+    for name in _PARTS:
+        text = getattr(call.arguments, name)
+        if text is None:
+            continue
+        parsed, found = _check_part(call, name, text)
         problems += found
-        call.repairs.extend(repairs)
         if parsed is not None:
-            problems += await _catalog_problems(call, parsed, prefix)
+            problems += await _catalog_problems(call, parsed, name)
             summaries.append(_summary(parsed))
-
     if problems:
-        noun = "problem" if len(problems) == 1 else "problems"
-        lines = [f"Not valid ({len(problems)} {noun}); nothing was sent:"]
-        for problem in problems:
-            where = f"{problem.path}: " if problem.path else ""
-            lines.append(f"- {where}{problem.message}")
-        entries = [compact(dataclasses.asdict(problem)) for problem in problems]
-        return Outcome("\n".join(lines), {"valid": False, "problems": entries})
-
+        raise ArgumentError(problems)
     summary = "; ".join(summaries)
-    text = f"Valid; nothing was sent. {summary}"
-    return Outcome(text, {"valid": True, "summary": summary})
-
-
-async def _catalog_problems(
-    call: Call[Any], parsed: BaseModel, prefix: str
-) -> list[Problem]:
-    """Return the problems the registered definition checker finds, if there is one."""
-    checker = call.state.definition_checker
-    if checker is None:
-        return []
-    project_id = getattr(parsed, "projectId", None) or call.state.settings.project_id
-    if isinstance(parsed, UserClusterAddArguments):
-        definition: Any = parsed.tagQp or parsed.qp
-        prefix += ".tagQp" if parsed.tagQp else ".qp"
-    else:
-        definition = parsed
-    return list(await checker(call.ctx, project_id, definition, prefix))
+    return Outcome(
+        f"Valid; nothing was sent. {summary}", {"valid": True, "summary": summary}
+    )
 
 
 async def _refresh_and_wait(call: Call[RefreshAndWaitArguments]) -> Outcome:
@@ -325,19 +339,18 @@ EXTRA_TOOLS = [
         name="validate_definition",
         title="Check a definition",
         description=(
-            "Check a qp, tagQp or whole user_cluster_add arguments (body) without "
-            "sending anything: the problems, or valid and a summary. "
+            "Check a qp, a tagQp or whole user_cluster_add arguments (body), each "
+            "as JSON text, without sending anything: the problems, or a summary. "
             'Example: {"qp":{"filts":[{"columnName":"user_level","comparator":'
             '"equal","ftv":["3"],"tableType":"user"}]}}'
         ),
         handler=_validate_definition,
-        output_schema=output_schema(
-            {"valid": BOOLEAN, "summary": STRING, "problems": OBJECTS}, ["valid"]
-        ),
+        output_schema=output_schema({"valid": BOOLEAN, "summary": STRING}, ["valid"]),
         read_only=True,
         destructive=False,
         idempotent=True,
         open_world=False,
+        json_text_fields=frozenset({"qp", "tagQp", "body"}),
     ),
     ToolSpec(
         name="refresh_and_wait",

@@ -38,7 +38,7 @@ async def id_source(
     call: Call[Any],
     *,
     ids: list[str] | None,
-    rows: list[list[str]] | None,
+    rows: list[str] | None,
     path: str | None,
     with_values: bool | None,
 ) -> IdSource:
@@ -52,7 +52,7 @@ async def id_source(
     if ids is not None:
         return IdSource.from_ids(ids)
     if rows is not None:
-        return IdSource.from_pairs([(row[0], row[1]) for row in rows])
+        return IdSource.from_pairs(_pairs(rows))
     assert path is not None
     real = resolve_upload_path(path, call.state.settings.upload_dir)
     text = await anyio.to_thread.run_sync(read_upload_file, real)
@@ -64,6 +64,15 @@ async def id_source(
     if with_values:
         return IdSource.from_pairs(pairs)
     return IdSource.from_ids(file_ids)
+
+
+def _pairs(rows: list[str]) -> list[tuple[str, str]]:
+    """Split "id,value" rows at their first comma."""
+    pairs = []
+    for row in rows:
+        user_id, _, value = row.partition(",")
+        pairs.append((user_id, value))
+    return pairs
 
 
 def _outcome_data(outcome: UploadOutcome) -> dict[str, Any]:
@@ -171,7 +180,7 @@ _UPLOADED = output_schema(
     },
     ["upload"],
 )
-_SOURCES = "Give ids (cluster), rows of [id, value] (tag), or a file path."
+_SOURCES = 'Give ids (cluster), rows of "id,value" (tag), or a file path.'
 
 UPLOAD_TOOLS = [
     ToolSpec(
