@@ -161,11 +161,24 @@ def _check_part(
 async def _catalog_problems(
     call: Call[ValidateDefinitionArguments], parsed: BaseModel, name: str
 ) -> list[Problem]:
-    """Return what the registered definition checker finds, if there is one."""
+    """Return what the registered definition checker finds, if there is one.
+
+    Raises:
+        ToolFailure: a body names a project outside the project allowlist.
+    """
+    project_id = getattr(parsed, "projectId", None) or call.state.settings.project_id
+    allowed = call.state.settings.projects
+    if project_id is not None and allowed and project_id not in allowed:
+        listed = ", ".join(str(project) for project in sorted(allowed))
+        raise ToolFailure(
+            "project_not_allowed",
+            f"projectId {project_id} is not allowed on this server (allowed: "
+            f"{listed}); nothing was checked. Use one of the allowed projects.",
+            projectId=project_id,
+        )
     checker = call.state.definition_checker
     if checker is None:
         return []
-    project_id = getattr(parsed, "projectId", None) or call.state.settings.project_id
     found: list[Problem] = []
     if isinstance(parsed, ClusterDefinition | TagDefinition):
         found += await checker(call.ctx, project_id, parsed, name)
