@@ -7,8 +7,8 @@ call must end in an isError result whose kind and text let the model act:
 - reads (detail, list, progress) retry transient faults, so one transient
   fault is recovered from, and a persistent one is reported after the retries;
 - writes (add, update, delete, refresh, id upload) are sent exactly once, and
-  when they failed in flight the error says the outcome is unknown and how to
-  check it.
+  when they failed in flight the error states that the outcome is unknown and
+  how to check it.
 
 Retry waits are recorded instead of slept, through `CallSender._sleep`.
 """
@@ -389,7 +389,7 @@ async def test_persistent_fault_every_tool(
 
 
 def check_uncertain(case: ToolCase, result: types.CallToolResult) -> None:
-    """Assert that an uncertain write says not to repeat it and how to check."""
+    """Assert that an uncertain write warns against repeating it and gives a check."""
     error = structured(result)["error"]
     assert error.get("check"), f"{case.tool}: no check hint"
     assert "user_cluster_" in error["check"], f"{case.tool}: {error['check']}"

@@ -57,8 +57,8 @@ FUZZ = settings(
     ],
 )
 
-# Caps added to the schemas that values are drawn from; each still draws only
-# values valid for the published schema.
+# Caps added to the schemas that values are drawn from. Each capped schema still
+# admits only values valid for the published schema.
 STRING_CAP = 40
 ARRAY_CAP = 4
 OBJECT_CAP = 4
@@ -82,10 +82,10 @@ class FuzzSession:
                 self.client.call_tool, name, arguments
             )
         except MCPError as error:
-            shown = json.dumps(arguments, ensure_ascii=False)[:500]
+            preview = json.dumps(arguments, ensure_ascii=False)[:500]
             pytest.fail(
                 f"{name} answered JSON-RPC error {error.code} ({error.message}) "
-                f"to {shown}"
+                f"to {preview}"
             )
         return result
 
@@ -325,8 +325,8 @@ def test_invalid_arguments_rejected_unsent(
     def check(variant: Variant) -> None:
         before = stats.total
         result = fuzz_session.call(name, variant.arguments)
-        shown = json.dumps(variant.arguments, ensure_ascii=False)[:300]
-        assert result.is_error, f"{variant.change} accepted: {shown}"
+        preview = json.dumps(variant.arguments, ensure_ascii=False)[:300]
+        assert result.is_error, f"{variant.change} accepted: {preview}"
         assert error_kind(result) == "invalid_arguments", error_text(result)[:300]
         assert variant.key in error_text(result), error_text(result)[:500]
         assert stats.total == before, f"{variant.change} reached the sandbox"

@@ -96,7 +96,7 @@ class HttpServer:
                 return int(found.group(1))
 
     def _wait_until_listening(self, port: int) -> None:
-        # The log line comes when the socket is bound; uvicorn listens a little later.
+        # The log line comes when the socket is bound, and uvicorn listens later.
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:

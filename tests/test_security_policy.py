@@ -1,10 +1,11 @@
 """Read-only mode, the tool allowlist and the project allowlist hold for every call.
 
-The policies are enforced by the server whatever the caller sends: tools that
-are not listed, names in another case or with spaces, projectId as digits in
-a string (which the validator repairs into a number), arguments whose objects
-arrive as JSON text, and resources and completions of other projects. Each
-rejected call must leave the sandbox's request counter unchanged.
+The server enforces the policies whatever the caller sends. The tests send
+tools that are not listed and names in another case or with spaces. They send
+projectId as digits in a string, which the validator repairs into a number,
+and definitions as JSON text. They also read resources and completions of
+other projects. Each rejected call must leave the sandbox's request counter
+unchanged.
 """
 
 import json

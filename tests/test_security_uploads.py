@@ -28,7 +28,7 @@ UPLOAD_TOOLS = (
     "import_id_cluster_modify_by_name",
 )
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n"
-# A call that reads a FIFO with no writer would block; this bounds the wait.
+# A call that read a FIFO with no writer would block, so this bounds the wait.
 CALL_TIMEOUT = 10.0
 
 
@@ -149,7 +149,7 @@ async def test_upload_dir_file_accepted(upload_client: Client) -> None:
 async def test_dev_upload_dir_rejects_devices(
     server_settings: Settings, home: Path, sandbox: SandboxServer
 ) -> None:
-    # Even a misconfigured upload directory holds no device or FIFO reads.
+    # Even with /dev as the upload directory, no device is read.
     settings = with_settings(server_settings, upload_dir=Path("/dev"))
     async with connect(settings) as client:
         for path in ("zero", "null", "/dev/zero", "stdin"):
