@@ -52,6 +52,7 @@ from ta_cohort_mcp.server.state import (
     ServerState,
 )
 from ta_cohort_mcp.server.tools import ALL_TOOLS, WRITE_TOOLS, Call, ToolSpec
+from ta_cohort_mcp.server.tools.base import require_allowed_project
 from ta_cohort_mcp.server.validation import ArgumentError, validate_arguments
 
 logger = logging.getLogger(__name__)
@@ -199,9 +200,7 @@ class ToolDispatcher:
             return invalid_arguments(error.problems, truncated=error.truncated)
         parsed = validated.model
         assert parsed is not None
-        rejected = self._check_project(parsed)
-        if rejected is not None:
-            return rejected
+        require_allowed_project(self.state, getattr(parsed, "projectId", None))
         problems = await self._check_definitions(ctx, parsed)
         if problems:
             return invalid_arguments(problems)
@@ -233,19 +232,6 @@ class ToolDispatcher:
                 "(TA_PROJECT_ID or --project-id)"
             ),
             expected="integer",
-        )
-
-    def _check_project(self, parsed: BaseModel) -> types.CallToolResult | None:
-        allowed = self.state.settings.projects
-        project_id = getattr(parsed, "projectId", None)
-        if allowed is None or project_id is None or project_id in allowed:
-            return None
-        listed = ", ".join(str(p) for p in sorted(allowed))
-        return failure(
-            "project_not_allowed",
-            f"projectId {project_id} is not allowed on this server (allowed: "
-            f"{listed}); nothing was sent. Use one of the allowed projects.",
-            projectId=project_id,
         )
 
     async def _check_definitions(

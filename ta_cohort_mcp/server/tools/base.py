@@ -8,6 +8,7 @@ from mcp import types
 from pydantic import BaseModel
 
 from ta_cohort_mcp.client import TAClient
+from ta_cohort_mcp.server.results import ToolFailure
 from ta_cohort_mcp.server.state import Context, ServerState
 
 JsonSchema = dict[str, Any]
@@ -73,6 +74,20 @@ class ToolSpec:
             idempotent_hint=self.idempotent,
             open_world_hint=self.open_world,
         )
+
+
+def require_allowed_project(state: ServerState, project_id: int | None) -> None:
+    """Raise ToolFailure unless `project_id` is None or in the project allowlist."""
+    allowed = state.settings.projects
+    if allowed is None or project_id is None or project_id in allowed:
+        return
+    listed = ", ".join(str(p) for p in sorted(allowed))
+    raise ToolFailure(
+        "project_not_allowed",
+        f"projectId {project_id} is not allowed on this server (allowed: "
+        f"{listed}); nothing was sent. Use one of the allowed projects.",
+        projectId=project_id,
+    )
 
 
 def output_schema(properties: dict[str, Any], required: list[str]) -> JsonSchema:

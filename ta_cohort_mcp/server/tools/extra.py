@@ -32,6 +32,7 @@ from ta_cohort_mcp.server.tools.base import (
     Outcome,
     ToolSpec,
     output_schema,
+    require_allowed_project,
 )
 from ta_cohort_mcp.server.tools.clusters import (
     cluster_data,
@@ -155,6 +156,7 @@ def _check_part(
     except ArgumentError as error:
         return None, [_prefixed(problem, name) for problem in error.problems]
     call.repairs.extend(f"{name}.{repair}" for repair in validated.repairs)
+    require_allowed_project(call.state, getattr(validated.model, "projectId", None))
     return validated.model, []
 
 
