@@ -156,7 +156,6 @@ def _check_part(
     except ArgumentError as error:
         return None, [_prefixed(problem, name) for problem in error.problems]
     call.repairs.extend(f"{name}.{repair}" for repair in validated.repairs)
-    require_allowed_project(call.state, getattr(validated.model, "projectId", None))
     return validated.model, []
 
 
@@ -169,15 +168,7 @@ async def _catalog_problems(
         ToolFailure: a body names a project outside the project allowlist.
     """
     project_id = getattr(parsed, "projectId", None) or call.state.settings.project_id
-    allowed = call.state.settings.projects
-    if project_id is not None and allowed and project_id not in allowed:
-        listed = ", ".join(str(project) for project in sorted(allowed))
-        raise ToolFailure(
-            "project_not_allowed",
-            f"projectId {project_id} is not allowed on this server (allowed: "
-            f"{listed}); nothing was checked. Use one of the allowed projects.",
-            projectId=project_id,
-        )
+    require_allowed_project(call.state, project_id)
     checker = call.state.definition_checker
     if checker is None:
         return []
