@@ -43,6 +43,20 @@ class ClusterType(StrEnum):
 CONDITION_TYPES = tuple(t for t in ClusterType if t.is_condition)
 
 
+class ConditionClusterType(StrEnum):
+    """The cluster types that a `qp` or `tagQp` definition makes."""
+
+    CLUSTER_BY_DYNAMIC_CONDITION = "cluster_by_dynamic_condition"
+    CLUSTER_BY_STATIC_CONDITION = "cluster_by_static_condition"
+    TAG_BY_DYNAMIC_CONDITION = "tag_by_dynamic_condition"
+    TAG_BY_STATIC_CONDITION = "tag_by_static_condition"
+
+    @property
+    def catalog(self) -> ClusterCatalog:
+        """The catalog this type belongs to: `tag_…` types are tags."""
+        return ClusterType(self.value).catalog
+
+
 class SubConditionTabType(StrEnum):
     """Kind of conditional tag, which decides the field of `tagQp` that is used."""
 

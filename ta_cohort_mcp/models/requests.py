@@ -3,7 +3,7 @@
 import re
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ta_cohort_mcp.models.base import RequestModel
 from ta_cohort_mcp.models.definitions import (
@@ -15,6 +15,7 @@ from ta_cohort_mcp.models.enums import (
     CONDITION_TYPES,
     ClusterCatalog,
     ClusterType,
+    ConditionClusterType,
     SubConditionTabType,
 )
 
@@ -63,19 +64,19 @@ class _DefinitionBody(RequestModel):
         default=None,
         description="catalog_cluster (cluster, the default) or catalog_tag (tag).",
     )
-    clusterType: ClusterType | None = Field(
+    clusterType: ConditionClusterType | None = Field(
         default=None,
         description=(
-            "cluster_by_static_condition (members kept until refreshed), "
-            "cluster_by_dynamic_condition (updated daily), or the tag_by_… pair for tags."
+            "static: members kept until refreshed; dynamic: recomputed daily. "
+            "cluster_… for clusters, tag_… for tags."
         ),
     )
     subConditionTabType: SubConditionTabType | None = Field(
         default=None,
         description=(
-            "Tag kind, required for tags: tag_condition_default (userTagValueDefs), "
-            "tag_condition_by_firstlast_event (userTagConFirstLastEventDef), "
-            "tag_condition_by_quotation (userTagConQuotaDef)."
+            "Tag kind, required for tags; names the tagQp field: _default "
+            "userTagValueDefs, _by_firstlast_event userTagConFirstLastEventDef, "
+            "_by_quotation userTagConQuotaDef."
         ),
     )
     displayName: DisplayName
@@ -85,6 +86,21 @@ class _DefinitionBody(RequestModel):
     tagQp: TagDefinition | None = Field(
         default=None, description="Tag definition, for tags."
     )
+
+    @field_validator("clusterType", mode="before")
+    @classmethod
+    def _check_condition_type(cls, value: object) -> object:
+        if isinstance(value, str) and value in set(ClusterType) - set(CONDITION_TYPES):
+            allowed = ", ".join(t.value for t in CONDITION_TYPES)
+            raise ValueError(
+                f"clusterType {value} cannot be defined by conditions; use one of "
+                f"{allowed} (id clusters are made by the id-upload endpoints)"
+            )
+        return value
+
+    def cluster_type(self) -> ClusterType | None:
+        """Return clusterType as a member of the full `ClusterType` enum."""
+        return None if self.clusterType is None else ClusterType(self.clusterType.value)
 
     def catalog(self) -> ClusterCatalog:
         """Return the catalog given, or the one the type or definition implies."""
@@ -97,19 +113,12 @@ class _DefinitionBody(RequestModel):
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
         catalog = self.catalog()
-        if self.clusterType is not None:
-            if self.clusterType not in CONDITION_TYPES:
-                allowed = ", ".join(t.value for t in CONDITION_TYPES)
-                raise ValueError(
-                    f"clusterType {self.clusterType.value} cannot be defined by conditions; "
-                    f"use one of {allowed} (id clusters are made by the id-upload endpoints)"
-                )
-            if self.clusterType.catalog is not catalog:
-                raise ValueError(
-                    f"clusterType {self.clusterType.value} does not fit clusterCatalog "
-                    f"{catalog.value}: tag_… types belong to catalog_tag, cluster_… types "
-                    "to catalog_cluster"
-                )
+        if self.clusterType is not None and self.clusterType.catalog is not catalog:
+            raise ValueError(
+                f"clusterType {self.clusterType.value} does not fit clusterCatalog "
+                f"{catalog.value}: tag_… types belong to catalog_tag, cluster_… types "
+                "to catalog_cluster"
+            )
         if catalog is ClusterCatalog.CLUSTER:
             self._check_cluster()
         else:

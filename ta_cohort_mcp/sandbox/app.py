@@ -554,7 +554,7 @@ async def _add(call: _Call) -> Response:
         cluster_name=body.clusterName,
         display_name=body.displayName,
         catalog=catalog_value,
-        cluster_type=body.clusterType or _default_type(catalog_value),
+        cluster_type=body.cluster_type() or _default_type(catalog_value),
         sub_condition_tab_type=(
             body.subConditionTabType.value if body.subConditionTabType else None
         ),
@@ -598,7 +598,7 @@ async def _update(
         updated = sandbox.store.update_definition(
             record.id,
             display_name=body.displayName,
-            cluster_type=body.clusterType or record.cluster_type,
+            cluster_type=body.cluster_type() or record.cluster_type,
             sub_condition_tab_type=(
                 body.subConditionTabType.value if body.subConditionTabType else None
             ),
