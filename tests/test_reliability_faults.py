@@ -32,8 +32,8 @@ from ta_cohort_mcp.server.tools import ALL_TOOLS
 pytestmark = pytest.mark.anyio
 
 # Seconds the client waits for each request, and the injected latency past it.
-TIMEOUT = 0.5
-LATENCY = 1.5
+TIMEOUT = 1.0
+LATENCY = 2.5
 # TAClient's default: a read is sent once and retried up to three times.
 READ_ATTEMPTS = 4
 

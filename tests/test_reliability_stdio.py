@@ -184,6 +184,7 @@ def stdio_server(stdio_sandbox: SandboxServer) -> Iterator[StdioServer]:
         yield server
     finally:
         server.stop()
+        stdio_sandbox.faults.clear()
 
 
 def make_cluster(server: StdioServer, display_name: str = "stdio") -> int:

@@ -40,7 +40,11 @@ from server_fixtures import connect
 from ta_cohort_mcp.config import Settings
 from ta_cohort_mcp.sandbox import SandboxConfig, SandboxServer
 from ta_cohort_mcp.server.tools import ALL_TOOLS
-from ta_cohort_mcp.server.validation import MAX_DEPTH, MAX_STRING_LENGTH
+from ta_cohort_mcp.server.validation import (
+    MAX_ARGUMENTS_SIZE,
+    MAX_DEPTH,
+    MAX_STRING_LENGTH,
+)
 
 FUZZ_EXAMPLES = int(os.environ.get("TA_FUZZ_EXAMPLES", "30"))
 FUZZ_TOKEN = "fuzz-token"
@@ -357,3 +361,19 @@ def test_arbitrary_json_never_protocol_error(
         assert error_kind(result) != "internal_error", arguments
 
     check()
+
+
+@pytest.mark.parametrize("name", TOOL_NAMES)
+def test_oversized_arguments_rejected_unsent(
+    name: str, fuzz_session: FuzzSession
+) -> None:
+    # Each string is under the string limit; together they pass the size limit.
+    piece = "x" * (MAX_STRING_LENGTH // 2)
+    count = MAX_ARGUMENTS_SIZE // len(piece) + 2
+    key = sorted(fuzz_session.schemas[name].get("properties", {}))[0]
+    stats = fuzz_session.sandbox.stats
+    before = stats.total
+    result = fuzz_session.call(name, {key: [piece] * count})
+    assert result.is_error
+    assert error_kind(result) == "invalid_arguments", error_text(result)[:300]
+    assert stats.total == before

@@ -87,7 +87,7 @@ def canary_settings(
     return Settings(
         base_url=canary_sandbox.base_url,
         token=SecretStr(CANARY),
-        timeout=0.5,
+        timeout=1.0,
         wait_seconds=2.0,
         poll_interval=0.05,
     )
