@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -114,6 +115,14 @@ def _url(value: str, source: str) -> str:
         raise SettingsError(
             f"{source} must start with http:// or https://, such as "
             "http://ta.example.com:8992; got a value without a scheme"
+        )
+    parts = urlsplit(text)
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        # The value is not quoted: a query or user part may carry the token.
+        raise SettingsError(
+            f"{source} must be the address only, without a query, a fragment or "
+            "a user name, such as http://ta.example.com:8992; give the token in "
+            "TA_TOKEN"
         )
     return text
 
