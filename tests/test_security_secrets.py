@@ -32,7 +32,7 @@ from test_reliability_faults import (
 
 from ta_cohort_mcp.client import TAClient
 from ta_cohort_mcp.client.sending import CallSender
-from ta_cohort_mcp.config import Settings
+from ta_cohort_mcp.config import Settings, SettingsError, load_settings
 from ta_cohort_mcp.sandbox import SandboxConfig, SandboxServer
 from ta_cohort_mcp.server.app import build_server
 from ta_cohort_mcp.server.tools import ALL_TOOLS
@@ -278,3 +278,19 @@ class _NoTargets:
 
 
 NO_TARGETS: Any = _NoTargets()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://127.0.0.1:8992/?token={quote(CANARY, safe='')}",
+        f"http://user:{quote(CANARY, safe='')}@127.0.0.1:8992",
+        "http://127.0.0.1:8992/#section",
+    ],
+    ids=["query", "user", "fragment"],
+)
+def test_base_url_with_token_rejected(url: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ={"TA_BASE_URL": url})
+    assert "TA_BASE_URL" in str(caught.value)
+    assert leaks(str(caught.value)) == []
