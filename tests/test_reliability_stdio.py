@@ -49,6 +49,8 @@ EXIT_TIMEOUT = 2.0
 # Time a cancelled call may take to stop polling.
 STOP_TIMEOUT = 1.0
 POLL_INTERVAL = 0.05
+# Nesting depth of a message beyond the limit of the SDK's JSON parser.
+DEEP_NESTING = 50_000
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +225,15 @@ def assert_polls_stopped(sandbox: SandboxServer) -> None:
 
 
 def test_stdout_is_only_jsonrpc(stdio_server: StdioServer) -> None:
+    # Lines that cannot be parsed must not stop the server (mcp 2.3.0 sends no
+    # response to either of these).
+    assert stdio_server.process.stdin is not None
+    nested = "[" * DEEP_NESTING + "]" * DEEP_NESTING
+    stdio_server.process.stdin.write(b"this is not JSON\n")
+    stdio_server.process.stdin.write(
+        b'{"jsonrpc":"2.0","id":900,"method":"tools/call","params":{"name":'
+        b'"user_cluster_list","arguments":{"projectId":' + nested.encode() + b"}}}\n"
+    )
     stdio_server.call("tools/list")
     stdio_server.call_tool("user_cluster_list", {"projectId": 102})
     stdio_server.call_tool("user_cluster_detail", {"projectId": 102, "clusterId": 0})
