@@ -8,6 +8,7 @@ characters, and no tool above 12,000 (some chat clients drop a tool definition o
 about 16,000 characters).
 """
 
+import copy
 import time
 from typing import Any
 
@@ -56,6 +57,14 @@ def wait_refreshed(
         time.sleep(0.05)
 
 
+def invalid_cluster() -> dict[str, Any]:
+    """The reference cluster with a misspelled comparator, as a model might send it."""
+    body = copy.deepcopy(definitions.REFERENCE_CLUSTER)
+    body["clusterName"] = "bench_invalid"
+    body["qp"]["events"][0]["comparator"] = "greaterThan"
+    return body
+
+
 def run(context: RunContext) -> Section:
     section = Section(name="context", title=TITLE, description=describe(__doc__))
     with services.sandbox(context) as sandbox:
@@ -86,6 +95,10 @@ def run(context: RunContext) -> Section:
             )
             listing = rpc.request(
                 "tools/call", {"name": "user_cluster_list", "arguments": {}}
+            )
+            invalid = rpc.request(
+                "tools/call",
+                {"name": "user_cluster_add", "arguments": invalid_cluster()},
             )
 
         read_only_env = {**env, "TA_READ_ONLY": "true"}
@@ -127,6 +140,7 @@ def run(context: RunContext) -> Section:
     for label, result in (
         ("`user_cluster_detail` result (reference cluster)", detail),
         ("`user_cluster_list` result", listing),
+        ("`user_cluster_add` error result (invalid comparator)", invalid),
     ):
         size = len(compact(result))
         section.add(label, size, "chars", note=tokens(size))
@@ -136,6 +150,7 @@ def run(context: RunContext) -> Section:
 
     section.checks["user_cluster_detail succeeded"] = not detail.get("isError", False)
     section.checks["user_cluster_list succeeded"] = not listing.get("isError", False)
+    section.checks["invalid comparator rejected"] = invalid.get("isError") is True
     section.checks[f"every tool at most {TOOL_LIMIT:,} chars"] = all(
         size <= TOOL_LIMIT for size, _ in sizes
     )
