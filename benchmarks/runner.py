@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sizes = parser.add_mutually_exclusive_group()
     sizes.add_argument(
-        "--quick", action="store_true", help="use smaller sizes (about a minute each)"
+        "--quick",
+        action="store_true",
+        help="use smaller sizes: 100k and 1M events, 200,000 ids, fewer calls",
     )
     sizes.add_argument(
         "--smoke",
