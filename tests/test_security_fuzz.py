@@ -13,7 +13,7 @@ and the sandbox's request counter must show that nothing reached the API.
 
 The sandbox here is this module's own, because valid writes really create
 clusters. `TA_FUZZ_EXAMPLES` sets the examples per tool and per test (default
-30); docs/security.md gives the command of a longer run.
+75); docs/security.md gives the command of a longer run.
 """
 
 import copy
@@ -46,7 +46,7 @@ from ta_cohort_mcp.server.validation import (
     MAX_STRING_LENGTH,
 )
 
-FUZZ_EXAMPLES = int(os.environ.get("TA_FUZZ_EXAMPLES", "30"))
+FUZZ_EXAMPLES = int(os.environ.get("TA_FUZZ_EXAMPLES", "75"))
 FUZZ_TOKEN = "fuzz-token"
 FUZZ_PROJECTS = (102, 2)
 
