@@ -8,18 +8,24 @@ each id, because TA matches each id to one user and a tag gives a user one value
 Detecting repeats keeps a set of every distinct id sent, so memory grows with the
 number of distinct ids: 97 bytes per 11-character id, measured with tracemalloc
 over 1,000,000 ids on CPython 3.11.
+
+A file source is checked for valid UTF-8 from start to end before each pass, so
+an invalid file fails with `IdFileEncodingError` before any request. A file that
+changes during the upload can still fail while its body is being sent; that
+raises `IdFileCutShortError`, a `TAWriteUncertainError`.
 """
 
 import codecs
+import io
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, BinaryIO, Self
 
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
-from ta_cohort_mcp.client.errors import TAUsageError
+from ta_cohort_mcp.client.errors import TAUsageError, TAWriteUncertainError
 from ta_cohort_mcp.models import ImportResult
 
 # Text read from a file per worker-thread call, and body bytes per sent chunk.
@@ -27,6 +33,47 @@ READ_SIZE_HINT = 256 * 1024
 CHUNK_SIZE = 64 * 1024
 
 _BOM = "\ufeff"
+
+
+class IdFileEncodingError(TAUsageError):
+    """An id file that is not valid UTF-8, found before any of it was sent."""
+
+    def __init__(self, source_name: str, byte_offset: int, line_number: int) -> None:
+        super().__init__(
+            f"id file {source_name!r} is not valid UTF-8 at byte offset "
+            f"{byte_offset} (line {line_number}); nothing was sent. Save it as "
+            "UTF-8 and upload again"
+        )
+        self.source_name = source_name
+        self.byte_offset = byte_offset
+        self.line_number = line_number
+
+
+class IdFileCutShortError(TAWriteUncertainError):
+    """Invalid UTF-8 found in an id file after its request body had started.
+
+    The file passed the UTF-8 check and then changed, so the request body ended
+    early, after `bytes_sent` bytes. A server should not apply a body cut short,
+    but whether it did is not known.
+    """
+
+    def __init__(self, cause: IdFileEncodingError, *, bytes_sent: int) -> None:
+        check_hint = (
+            "read the cluster with user-cluster-detail and compare usersNum with "
+            "the upload before sending it again"
+        )
+        super().__init__(
+            f"id file {cause.source_name!r} is not valid UTF-8 at byte offset "
+            f"{cause.byte_offset} (line {cause.line_number}). It changed after the "
+            f"UTF-8 check, while its upload was being sent, so the request body was "
+            f"cut short after {bytes_sent} bytes and may or may not have been "
+            f"applied. Save the file as UTF-8; to check, {check_hint}",
+            check_hint=check_hint,
+        )
+        self.source_name = cause.source_name
+        self.byte_offset = cause.byte_offset
+        self.line_number = cause.line_number
+        self.bytes_sent = bytes_sent
 
 
 class UploadOutcome(BaseModel):
@@ -49,9 +96,9 @@ class UploadOutcome(BaseModel):
 class IdSource:
     """Ids to upload: a list of ids, a list of (id, value) pairs, or a file.
 
-    Build one with `from_ids`, `from_pairs` or `from_file`. A source can be read
-    more than once, so the client can send it again after a connection that
-    failed before any byte was sent.
+    Build one with `from_ids`, `from_pairs`, `from_file` or `from_open_file`. A
+    source can be read more than once, one pass after another, so the client can
+    send it again after a connection that failed before any byte was sent.
     """
 
     def __init__(
@@ -61,9 +108,13 @@ class IdSource:
         path: Path | None,
         with_values: bool,
         description: str,
+        handle: BinaryIO | None = None,
+        name: str = "",
     ) -> None:
         self._rows = rows
         self._path = path
+        self._handle = handle
+        self._name = name
         self.with_values = with_values
         self.description = description
 
@@ -128,11 +179,48 @@ class IdSource:
             description=f"file {file_path.name!r}",
         )
 
+    @classmethod
+    def from_open_file(
+        cls, handle: BinaryIO, *, with_values: bool = False, name: str
+    ) -> Self:
+        """Build an upload that reads an already open binary file from its start.
+
+        Each pass seeks `handle` to 0 and reads it to the end. The source never
+        opens, reopens or closes a file, so the caller keeps `handle` open until
+        the upload returns and closes it afterwards. `name` names the file in
+        messages. Rows are cleaned and split as in `from_file`.
+
+        Raises:
+            TAUsageError: `handle` is a text file, or is not readable and seekable.
+        """
+        if isinstance(handle, io.TextIOBase):
+            raise TAUsageError(
+                f"id file {name!r} is open in text mode; open it in binary mode "
+                "('rb') for IdSource.from_open_file"
+            )
+        if not (handle.readable() and handle.seekable()):
+            raise TAUsageError(
+                f"id file {name!r} must be readable and seekable, as a regular file "
+                "opened with 'rb' is"
+            )
+        return cls(
+            rows=None,
+            path=None,
+            with_values=with_values,
+            description=f"file {name!r}",
+            handle=handle,
+            name=name,
+        )
+
     async def lines(self) -> AsyncGenerator[str, None]:
         """Yield the raw rows, line ends removed, before cleaning."""
         if self._rows is not None:
             for row in self._rows:
                 yield row
+            return
+        if self._handle is not None:
+            async for line in _read_open_file(self._handle, self._name):
+                yield line
             return
         assert self._path is not None
         async for line in _read_lines(self._path):
@@ -207,6 +295,90 @@ def _find_invalid_utf8(path: Path) -> int | None:
     raise failure
 
 
+class _Utf8Decoder:
+    """Incremental UTF-8 decoder that reports the byte offset and line of an error."""
+
+    def __init__(self, source_name: str) -> None:
+        self._source_name = source_name
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._offset = 0
+        self._newlines = 0
+
+    def decode(self, data: bytes, *, final: bool = False) -> str:
+        """Decode the next bytes of the file.
+
+        Raises:
+            IdFileEncodingError: the bytes so far are not valid UTF-8.
+        """
+        pending = self._decoder.getstate()[0]
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            # exc.start counts from the start of pending + data; pending holds
+            # the first bytes of a split character and never contains b"\n".
+            offset = self._offset - len(pending) + exc.start
+            line = self._newlines + (pending + data)[: exc.start].count(b"\n") + 1
+            raise IdFileEncodingError(self._source_name, offset, line) from None
+        self._offset += len(data)
+        self._newlines += data.count(b"\n")
+        return text
+
+
+class _OpenFileLines:
+    """Lines of an open binary file: UTF-8 decoded, CRLF and CR turned into LF."""
+
+    def __init__(self, handle: BinaryIO, source_name: str) -> None:
+        self._handle = handle
+        self._decoder = _Utf8Decoder(source_name)
+        # The same newline handling as open(newline=None), across chunk ends.
+        self._newlines = io.IncrementalNewlineDecoder(None, translate=True)
+        self._pending = ""
+        self._done = False
+
+    def read_batch(self) -> list[str] | None:
+        """Read the next lines, or return None at the end of the file.
+
+        Raises:
+            IdFileEncodingError: the file is not valid UTF-8.
+        """
+        if self._done:
+            return None
+        data = self._handle.read(READ_SIZE_HINT)
+        final = not data
+        text = self._newlines.decode(self._decoder.decode(data, final=final), final)
+        *lines, self._pending = (self._pending + text).split("\n")
+        if final:
+            self._done = True
+            if self._pending:
+                lines.append(self._pending)
+        return lines
+
+
+def _check_open_file_utf8(handle: BinaryIO, source_name: str) -> None:
+    """Read `handle` from its start and raise IdFileEncodingError at invalid UTF-8."""
+    handle.seek(0)
+    decoder = _Utf8Decoder(source_name)
+    while chunk := handle.read(1 << 20):
+        decoder.decode(chunk)
+    decoder.decode(b"", final=True)
+    handle.seek(0)
+
+
+async def _read_open_file(
+    handle: BinaryIO, source_name: str
+) -> AsyncGenerator[str, None]:
+    # The whole file is checked first, so an invalid file fails before any
+    # request; a file that changes after this check can still fail later.
+    await anyio.to_thread.run_sync(_check_open_file_utf8, handle, source_name)
+    reader = _OpenFileLines(handle, source_name)
+    while True:
+        batch = await anyio.to_thread.run_sync(reader.read_batch)
+        if batch is None:
+            return
+        for line in batch:
+            yield line
+
+
 class UploadStream:
     """One pass over an `IdSource`: cleans rows, counts them, yields body chunks.
 
@@ -251,15 +423,20 @@ class UploadStream:
             raise RuntimeError("UploadStream.start() must be awaited before chunks()")
         parts = [self._first_row]
         size = len(self._first_row)
-        async for line in self._lines:
-            row = self._clean(line)
-            if row is None:
-                continue
-            parts.append(row)
-            size += len(row) + 1
-            if size >= CHUNK_SIZE:
-                yield self._encode(parts)
-                parts, size = [], 0
+        try:
+            async for line in self._lines:
+                row = self._clean(line)
+                if row is None:
+                    continue
+                parts.append(row)
+                size += len(row) + 1
+                if size >= CHUNK_SIZE:
+                    yield self._encode(parts)
+                    parts, size = [], 0
+        except IdFileEncodingError as error:
+            # The request is in flight here: its headers, and maybe some chunks,
+            # were sent.
+            raise IdFileCutShortError(error, bytes_sent=self.bytes_sent) from error
         if parts:
             yield self._encode(parts)
 

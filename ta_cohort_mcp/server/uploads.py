@@ -1,22 +1,25 @@
-"""Reading id-upload files, only from the configured upload directory.
+"""Opening id-upload files, only from the configured upload directory.
 
-A tool's caller chooses the path, so a path is read only when it resolves to a
+A tool's caller chooses the path, so a path is opened only when it resolves to a
 regular file inside the upload directory. Symlinks are resolved with
 `os.path.realpath` before the check, so a link that leads out is rejected. The
 file is opened with O_NOFOLLOW and O_NONBLOCK (a FIFO cannot block the open),
 and `fstat` of the open descriptor must show a regular file with the device and
 inode that `lstat` showed just before. Nothing is read before every check has
 passed.
+
+The checked file object itself goes to `IdSource.from_open_file`, which streams
+it in chunks, so the bytes sent are those of the file that was checked, and no
+file is read whole into memory. File size has no cap here; the client's memory
+grows with the number of distinct ids (see `ta_cohort_mcp.client.upload`).
 """
 
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from ta_cohort_mcp.server.results import ToolFailure
-
-# Largest upload file read, in bytes; larger sets are split into several uploads.
-MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 def _rejected(message: str) -> ToolFailure:
@@ -58,12 +61,14 @@ def resolve_upload_path(path: str, upload_dir: Path | None) -> Path:
     return real
 
 
-def read_upload_file(real: Path) -> str:
-    """Return the UTF-8 text of the regular file `real`, checked again once opened.
+def open_upload_file(real: Path) -> BinaryIO:
+    """Open the regular file `real` for binary reading, and check it again once open.
+
+    The caller closes the returned file.
 
     Raises:
-        ToolFailure: the file changed into something else since it was checked,
-            is larger than MAX_FILE_BYTES, or is not UTF-8.
+        ToolFailure: the file cannot be opened, or changed into something else
+            (a symlink, a FIFO, another file) since it was checked.
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -71,7 +76,12 @@ def read_upload_file(real: Path) -> str:
         descriptor = os.open(real, flags)
     except OSError as error:
         raise _rejected(f"cannot open {real.name!r}: {error.strerror}") from None
-    with os.fdopen(descriptor, "rb") as handle:
+    try:
+        handle = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    try:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise _rejected(
@@ -79,18 +89,10 @@ def read_upload_file(real: Path) -> str:
             )
         if (info.st_dev, info.st_ino) != (checked.st_dev, checked.st_ino):
             raise _rejected(f"{real.name!r} changed while it was opened; try again")
-        if info.st_size > MAX_FILE_BYTES:
-            raise _rejected(
-                f"{real.name!r} has {info.st_size} bytes, more than the "
-                f"{MAX_FILE_BYTES} bytes one upload reads; split it into several files"
-            )
-        data = handle.read(MAX_FILE_BYTES + 1)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise _rejected(
-            f"{real.name!r} is not valid UTF-8 (byte {error.start}); save it as UTF-8"
-        ) from None
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def _kind(mode: int) -> str:
@@ -105,19 +107,3 @@ def _kind(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return "a symlink"
     return "not a regular file"
-
-
-def split_rows(
-    text: str, *, with_values: bool
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Split file text into ids, or into (id, value) pairs at each line's first comma."""
-    lines = text.splitlines()
-    if not with_values:
-        return [line for line in lines if line.strip()], []
-    pairs = []
-    for line in lines:
-        if not line.strip():
-            continue
-        user_id, _, value = line.partition(",")
-        pairs.append((user_id, value))
-    return [], pairs

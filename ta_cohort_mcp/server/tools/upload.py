@@ -1,12 +1,24 @@
-"""The id-upload tools: ids inline, tag rows inline, or a file in the upload directory."""
+"""The id-upload tools: ids inline, tag rows inline, or a file in the upload directory.
 
-from typing import Any
+A file is opened and checked (see `server.uploads`) before any request, and the
+open file is what the client streams; it is closed when the call ends, however
+it ends. The modify tools first read the cluster with user-cluster-detail,
+because a tag (clusterCatalog catalog_tag, or a `tag_` clusterType) takes
+"id,value" rows and a cluster takes one id per line, commas included.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import anyio.to_thread
 
-from ta_cohort_mcp.client import IdSource, UploadOutcome
+from ta_cohort_mcp.client import IdSource, TAError, UploadOutcome
+from ta_cohort_mcp.client.upload import IdFileCutShortError, IdFileEncodingError
 from ta_cohort_mcp.models import (
     ClusterCatalog,
+    ClusterDetail,
     ImportAddQuery,
     ImportModifyByNameQuery,
     ImportModifyQuery,
@@ -16,6 +28,7 @@ from ta_cohort_mcp.models.tools import (
     ImportIdClusterModifyArguments,
     ImportIdClusterModifyByNameArguments,
 )
+from ta_cohort_mcp.server.results import ToolFailure, from_client_error
 from ta_cohort_mcp.server.tools.base import (
     INTEGER,
     OBJECT,
@@ -25,45 +38,170 @@ from ta_cohort_mcp.server.tools.base import (
     ToolSpec,
     output_schema,
 )
-from ta_cohort_mcp.server.uploads import (
-    read_upload_file,
-    resolve_upload_path,
-    split_rows,
-)
+from ta_cohort_mcp.server.uploads import open_upload_file, resolve_upload_path
 
 _SOURCE_FIELDS = {"ids", "rows", "path"}
 
 
-async def id_source(
-    call: Call[Any],
+@asynccontextmanager
+async def upload_file(
+    path: str | None, upload_dir: Path | None
+) -> AsyncIterator[BinaryIO | None]:
+    """Open and check the file at `path` (None gives None), and close it on exit.
+
+    Raises:
+        ToolFailure: the path is not allowed (see `server.uploads`); raised
+            before any request.
+    """
+    if path is None:
+        yield None
+        return
+    real = resolve_upload_path(path, upload_dir)
+    # A worker thread that is not abandoned on cancellation, so the file it
+    # opened is always returned here and closed below.
+    handle = await anyio.to_thread.run_sync(open_upload_file, real)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def id_source(
     *,
     ids: list[str] | None,
     rows: list[str] | None,
     path: str | None,
-    with_values: bool | None,
+    handle: BinaryIO | None,
+    is_tag: bool,
+    target: str,
 ) -> IdSource:
-    """Build the upload source from inline ids, inline rows, or a checked file.
+    """Build the upload source for a cluster or a tag (`is_tag`) named `target`.
 
-    With `with_values` None, a file is read as tag rows when a line has a comma.
+    A file is read as "id,value" rows for a tag and as one id per line for a
+    cluster.
 
     Raises:
-        ToolFailure: the path is not allowed (see `server.uploads`).
+        ToolFailure: inline ids for a tag, or inline rows for a cluster.
     """
     if ids is not None:
+        if is_tag:
+            raise ToolFailure(
+                "source_mismatch",
+                f'{target} is a tag, which takes rows of "id,value", not ids; '
+                "nothing was sent. Send rows, or a file of id,value lines.",
+            )
         return IdSource.from_ids(ids)
     if rows is not None:
+        if not is_tag:
+            raise ToolFailure(
+                "source_mismatch",
+                f"{target} is a cluster, which takes ids, not rows of "
+                '"id,value"; nothing was sent. Send the ids, one per entry.',
+            )
         return IdSource.from_pairs(_pairs(rows))
-    assert path is not None
-    real = resolve_upload_path(path, call.state.settings.upload_dir)
-    text = await anyio.to_thread.run_sync(read_upload_file, real)
-    if with_values is None:
-        # NOTE: a modify call does not say whether the cluster is a tag, so a
-        # file with a comma on any line is taken for "id,value" tag rows.
-        with_values = "," in text
-    file_ids, pairs = split_rows(text, with_values=with_values)
-    if with_values:
-        return IdSource.from_pairs(pairs)
-    return IdSource.from_ids(file_ids)
+    assert handle is not None and path is not None
+    return IdSource.from_open_file(handle, with_values=is_tag, name=path)
+
+
+async def cluster_is_tag(
+    call: Call[Any],
+    tool: str,
+    project_id: int,
+    *,
+    cluster_id: int | None = None,
+    cluster_name: str | None = None,
+) -> bool:
+    """Read the cluster with user-cluster-detail and return whether it is a tag.
+
+    Raises:
+        ToolFailure: the detail call failed, or its answer has neither a known
+            clusterCatalog nor a known clusterType.
+    """
+    try:
+        detail = await call.client.user_cluster_detail(
+            project_id, cluster_id=cluster_id, cluster_name=cluster_name
+        )
+    except TAError as error:
+        raise _detail_failed(error, tool) from None
+    is_tag = _detail_is_tag(detail)
+    if is_tag is None:
+        raise ToolFailure(
+            "cluster_kind_unknown",
+            f"{tool}: user_cluster_detail of {_target(project_id, cluster_id, cluster_name)} "
+            f"returned clusterCatalog {detail.clusterCatalog!r} and clusterType "
+            f"{detail.clusterType!r}, so it is unknown whether it takes ids or "
+            "id,value rows; nothing was uploaded. Check the cluster in TA.",
+        )
+    return is_tag
+
+
+def _detail_is_tag(detail: ClusterDetail) -> bool | None:
+    """Return whether the cluster is a tag, from clusterCatalog, else clusterType."""
+    if detail.clusterCatalog == ClusterCatalog.TAG.value:
+        return True
+    if detail.clusterCatalog == ClusterCatalog.CLUSTER.value:
+        return False
+    cluster_type = detail.clusterType or ""
+    if cluster_type.startswith("tag_"):
+        return True
+    if cluster_type.startswith("cluster_"):
+        return False
+    return None
+
+
+def _detail_failed(error: TAError, tool: str) -> ToolFailure:
+    """Return the failure of the detail call, saying that nothing was uploaded."""
+    result = from_client_error(error, tool)
+    content = result.structured_content or {}
+    details = dict(content.get("error", {}))
+    kind = str(details.pop("kind", "client_error"))
+    message = str(details.pop("message", error.message))
+    return ToolFailure(
+        kind,
+        f"{message} Nothing was uploaded: {tool} reads the cluster with "
+        "user_cluster_detail first, to tell a cluster from a tag.",
+        **details,
+    )
+
+
+@contextmanager
+def file_errors(tool: str, check: str) -> Iterator[None]:
+    """Turn invalid UTF-8 in an upload file into a failure that names the file.
+
+    `check` says how to see whether a write cut short was applied.
+    """
+    endpoint = tool.replace("_", "-")
+    try:
+        yield
+    except IdFileEncodingError as error:
+        raise ToolFailure(
+            "invalid_file",
+            f"{tool}: {error.message}.",
+            path=error.source_name,
+            byteOffset=error.byte_offset,
+            line=error.line_number,
+        ) from None
+    except IdFileCutShortError as error:
+        raise ToolFailure(
+            "write_uncertain",
+            f"{tool}: the file {error.source_name!r} is not valid UTF-8 at byte "
+            f"offset {error.byte_offset} (line {error.line_number}). It changed "
+            "after its UTF-8 check, while the upload was being sent, so the "
+            f"request was cut short after {error.bytes_sent} body bytes and may "
+            f"or may not have been applied. Do not repeat it blindly; {check}. "
+            "Then save the file as UTF-8 and upload again.",
+            endpoint=endpoint,
+            check=check,
+            path=error.source_name,
+            byteOffset=error.byte_offset,
+            line=error.line_number,
+        ) from None
+
+
+def _target(project_id: int, cluster_id: int | None, name: str | None) -> str:
+    if cluster_id is not None:
+        return f"cluster {cluster_id} in project {project_id}"
+    return f"cluster {name!r} in project {project_id}"
 
 
 def _pairs(rows: list[str]) -> list[tuple[str, str]]:
@@ -94,21 +232,29 @@ def _outcome_text(outcome: UploadOutcome) -> str:
 
 
 async def _add(call: Call[ImportIdClusterAddArguments]) -> Outcome:
+    tool = "import_id_cluster_add"
     arguments = call.arguments
     query = ImportAddQuery.model_validate(
         arguments.model_dump(exclude=_SOURCE_FIELDS, exclude_unset=True)
     )
     is_tag = query.clusterCatalog is ClusterCatalog.TAG
-    source = await id_source(
-        call,
-        ids=arguments.ids,
-        rows=arguments.rows,
-        path=arguments.path,
-        with_values=is_tag,
-    )
-    outcome = await call.client.import_id_cluster_add(query, source)
-    cluster_id = outcome.result.clusterId if outcome.result else None
     kind = "tag" if is_tag else "cluster"
+    check = (
+        f"call user_cluster_list for project {query.projectId} and look for "
+        f"displayName {query.displayName!r}"
+    )
+    async with upload_file(arguments.path, call.state.settings.upload_dir) as handle:
+        source = id_source(
+            ids=arguments.ids,
+            rows=arguments.rows,
+            path=arguments.path,
+            handle=handle,
+            is_tag=is_tag,
+            target=f"the new {kind}",
+        )
+        with file_errors(tool, check):
+            outcome = await call.client.import_id_cluster_add(query, source)
+    cluster_id = outcome.result.clusterId if outcome.result else None
     text = (
         f"Created id {kind} {cluster_id} {query.displayName!r} in project "
         f"{query.projectId}: {_outcome_text(outcome)}."
@@ -116,59 +262,89 @@ async def _add(call: Call[ImportIdClusterAddArguments]) -> Outcome:
     structured = {
         "clusterId": cluster_id,
         "projectId": query.projectId,
+        "clusterCatalog": _catalog(is_tag),
         "upload": _outcome_data(outcome),
     }
     return Outcome(text, structured)
 
 
 async def _modify(call: Call[ImportIdClusterModifyArguments]) -> Outcome:
+    tool = "import_id_cluster_modify"
     arguments = call.arguments
     query = ImportModifyQuery.model_validate(
         arguments.model_dump(exclude=_SOURCE_FIELDS, exclude_unset=True)
     )
-    source = await id_source(
-        call,
-        ids=arguments.ids,
-        rows=arguments.rows,
-        path=arguments.path,
-        with_values=None,
-    )
-    outcome = await call.client.import_id_cluster_modify(query, source)
+    target = _target(query.projectId, query.clusterId, None)
+    # The file is opened and checked before the detail call, so a rejected
+    # path sends no request at all.
+    async with upload_file(arguments.path, call.state.settings.upload_dir) as handle:
+        is_tag = await cluster_is_tag(
+            call, tool, query.projectId, cluster_id=query.clusterId
+        )
+        source = id_source(
+            ids=arguments.ids,
+            rows=arguments.rows,
+            path=arguments.path,
+            handle=handle,
+            is_tag=is_tag,
+            target=target,
+        )
+        check = f"call user_cluster_detail for {target} and compare usersNum"
+        with file_errors(tool, check):
+            outcome = await call.client.import_id_cluster_modify(query, source)
     text = (
-        f"Replaced the ids of cluster {query.clusterId} in project {query.projectId}: "
-        f"{_outcome_text(outcome)}."
+        f"Replaced the ids of {_kind_target(is_tag, target)}: {_outcome_text(outcome)}."
     )
     structured = {
         "clusterId": query.clusterId,
         "projectId": query.projectId,
+        "clusterCatalog": _catalog(is_tag),
         "upload": _outcome_data(outcome),
     }
     return Outcome(text, structured)
 
 
 async def _modify_by_name(call: Call[ImportIdClusterModifyByNameArguments]) -> Outcome:
+    tool = "import_id_cluster_modify_by_name"
     arguments = call.arguments
     query = ImportModifyByNameQuery.model_validate(
         arguments.model_dump(exclude=_SOURCE_FIELDS, exclude_unset=True)
     )
-    source = await id_source(
-        call,
-        ids=arguments.ids,
-        rows=arguments.rows,
-        path=arguments.path,
-        with_values=None,
-    )
-    outcome = await call.client.import_id_cluster_modify_by_name(query, source)
+    target = _target(query.projectId, None, query.clusterName)
+    async with upload_file(arguments.path, call.state.settings.upload_dir) as handle:
+        is_tag = await cluster_is_tag(
+            call, tool, query.projectId, cluster_name=query.clusterName
+        )
+        source = id_source(
+            ids=arguments.ids,
+            rows=arguments.rows,
+            path=arguments.path,
+            handle=handle,
+            is_tag=is_tag,
+            target=target,
+        )
+        check = f"call user_cluster_detail for {target} and compare usersNum"
+        with file_errors(tool, check):
+            outcome = await call.client.import_id_cluster_modify_by_name(query, source)
     text = (
-        f"Replaced the ids of cluster {query.clusterName!r} in project "
-        f"{query.projectId}: {_outcome_text(outcome)}."
+        f"Replaced the ids of {_kind_target(is_tag, target)}: {_outcome_text(outcome)}."
     )
     structured = {
         "clusterName": query.clusterName,
         "projectId": query.projectId,
+        "clusterCatalog": _catalog(is_tag),
         "upload": _outcome_data(outcome),
     }
     return Outcome(text, structured)
+
+
+def _catalog(is_tag: bool) -> str:
+    return (ClusterCatalog.TAG if is_tag else ClusterCatalog.CLUSTER).value
+
+
+def _kind_target(is_tag: bool, target: str) -> str:
+    """Return `target` ("cluster 5 in project 102") with "tag" for a tag."""
+    return target.replace("cluster", "tag", 1) if is_tag else target
 
 
 _UPLOADED = output_schema(
@@ -176,11 +352,13 @@ _UPLOADED = output_schema(
         "clusterId": INTEGER,
         "clusterName": STRING,
         "projectId": INTEGER,
+        "clusterCatalog": STRING,
         "upload": OBJECT,
     },
     ["upload"],
 )
 _SOURCES = 'Give ids (cluster), rows of "id,value" (tag), or a file path.'
+_MODIFY_READS = "A file is read as id,value rows if the cluster is a tag."
 
 UPLOAD_TOOLS = [
     ToolSpec(
@@ -203,6 +381,7 @@ UPLOAD_TOOLS = [
         title="Replace the ids of a cluster by id",
         description=(
             f"Replace the ids of an id cluster or tag, by clusterId. {_SOURCES} "
+            f"{_MODIFY_READS} "
             'Example: {"projectId":102,"clusterId":1889,"ids":["j77639"]}'
         ),
         handler=_modify,
@@ -216,6 +395,7 @@ UPLOAD_TOOLS = [
         title="Replace the ids of a cluster by name",
         description=(
             f"Replace the ids of an id cluster or tag, by clusterName. {_SOURCES} "
+            f"{_MODIFY_READS} "
             'Example: {"projectId":102,"clusterName":"vip_list","ids":["j77639"]}'
         ),
         handler=_modify_by_name,
