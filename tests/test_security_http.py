@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from typing import IO
 
 import httpx
+import httpx2
 import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from ta_cohort_mcp import config
 from ta_cohort_mcp.config import Settings, SettingsError, load_settings
@@ -295,3 +298,14 @@ def test_oversized_body_rejected(any_server: HttpServer) -> None:
 def test_body_at_limit_accepted(any_server: HttpServer) -> None:
     response = post(any_server.url, bearer(AUTH_TOKEN))
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_session_with_bearer(secured: HttpServer, mode: str) -> None:
+    headers = bearer(AUTH_TOKEN)
+    async with httpx2.AsyncClient(headers=headers, timeout=30.0) as http:
+        transport = streamable_http_client(secured.url, http_client=http)
+        async with Client(transport, mode=mode) as client:
+            result = await client.call_tool("user_cluster_list", {"projectId": 102})
+    assert not result.is_error, result
