@@ -16,7 +16,10 @@ from ta_cohort_mcp import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("ta_cohort_mcp.server.command", "run the MCP server (stdio or HTTP)"),
     "sandbox": ("ta_cohort_mcp.sandbox.command", "run the TA-compatible sandbox API"),
-    "demo": ("ta_cohort_mcp.server.demo", "play the reference's scenarios on the sandbox"),
+    "demo": (
+        "ta_cohort_mcp.server.demo",
+        "play the reference's scenarios on the sandbox",
+    ),
     "schemas": ("ta_cohort_mcp.schemas", "write or check the JSON Schemas in schemas/"),
 }
 
