@@ -252,6 +252,8 @@ class _Waiter:
         self.progress: int | None = None
         self.started = time.monotonic()
         self.reported = -1.0
+        # Whether TA confirmed the start; the budget may end while it is sent.
+        self.start_confirmed = False
 
     async def start(self) -> None:
         client, arguments = self.call.client, self.arguments
@@ -262,6 +264,7 @@ class _Waiter:
             await client.user_cluster_refresh_by_name(
                 arguments.projectId, arguments.clusterName
             )
+        self.start_confirmed = True
 
     async def poll(self) -> int:
         client, arguments = self.call.client, self.arguments
@@ -330,11 +333,19 @@ class _Waiter:
             if self.arguments.clusterId is not None
             else "user_cluster_refresh_progress_by_name"
         )
-        next_step = (
-            f"The refresh is still running on the server. Follow it with {following}, "
-            "or call refresh_and_wait again with startRefresh false to keep waiting "
-            "without starting another refresh."
-        )
+        if self.arguments.startRefresh and not self.start_confirmed:
+            next_step = (
+                "TA did not confirm the start of the refresh within the budget, so "
+                f"the refresh may or may not have started. Check with {following}: "
+                "progress 100 means no refresh is running, so call refresh_and_wait "
+                "again to start one."
+            )
+        else:
+            next_step = (
+                "The refresh is still running on the server. Follow it with "
+                f"{following}, or call refresh_and_wait again with startRefresh "
+                "false to keep waiting without starting another refresh."
+            )
         text = f"Not done after {budget:g} s ({self.label}: {shown}). {next_step}"
         structured = {"done": False, "progress": progress, "next": next_step}
         return Outcome(text, structured)
