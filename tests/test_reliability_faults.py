@@ -70,12 +70,17 @@ class Targets:
 
 @dataclass(frozen=True)
 class ToolCase:
-    """A tool, the endpoint its call reaches, and arguments for it."""
+    """A tool, the endpoint its call reaches, and arguments for it.
+
+    `reads_first` lists the endpoints the tool reads before its own, such as
+    the detail an id upload reads to learn whether the cluster is a tag.
+    """
 
     tool: str
     endpoint: str
     writes: bool
     arguments: Callable[[Targets], dict[str, Any]]
+    reads_first: tuple[str, ...] = ()
 
 
 CASES = [
@@ -185,12 +190,14 @@ CASES = [
         "import-id-cluster-modify",
         True,
         lambda t: {"projectId": 102, "clusterId": t.import_id, "ids": ["b1", "b2"]},
+        reads_first=("user-cluster-detail",),
     ),
     ToolCase(
         "import_id_cluster_modify_by_name",
         "import-id-cluster-modify-by-name",
         True,
         lambda t: {"projectId": 102, "clusterName": t.import_name, "ids": ["c1"]},
+        reads_first=("user-cluster-detail",),
     ),
 ]
 READS = [case for case in CASES if not case.writes]
@@ -351,6 +358,51 @@ async def call_all(
     return results
 
 
+def fault_rounds(cases: list[ToolCase]) -> list[list[ToolCase]]:
+    """Split `cases` so that no case in a round reads another's faulted endpoint."""
+    rounds: list[list[ToolCase]] = []
+    for case in cases:
+        for members in rounds:
+            clash = any(
+                case.endpoint in other.reads_first or other.endpoint in case.reads_first
+                for other in members
+            )
+            if not clash:
+                members.append(case)
+                break
+        else:
+            rounds.append([case])
+    return rounds
+
+
+async def call_under_fault(
+    client: Client,
+    sandbox: SandboxServer,
+    fault: Fault,
+    cases: list[ToolCase],
+    targets: Targets,
+) -> tuple[dict[str, types.CallToolResult], dict[str, int]]:
+    """Call every case with `fault` on its own endpoint only, round by round.
+
+    Returns the results by tool and the requests each endpoint received.
+    """
+    results: dict[str, types.CallToolResult] = {}
+    sent: dict[str, int] = {}
+    for members in fault_rounds(cases):
+        for case in members:
+            add_fault(sandbox, fault, case.endpoint, None)
+        before = sandbox.stats.counts()
+        try:
+            results.update(await call_all(client, members, targets))
+        finally:
+            sandbox.faults.clear()
+        after = sandbox.stats.counts()
+        for case in members:
+            count = after.get(case.endpoint, 0) - before.get(case.endpoint, 0)
+            sent[case.endpoint] = count
+    return results, sent
+
+
 def test_cases_cover_every_tool() -> None:
     # refresh_and_wait has its own tests below: it both writes and reads.
     covered = {case.tool for case in CASES} | set(LOCAL_TOOLS) | {"refresh_and_wait"}
@@ -365,16 +417,13 @@ async def test_persistent_fault_every_tool(
     retry_waits: list[float],
 ) -> None:
     targets = await make_targets(client)
-    for case in CASES:
-        add_fault(sandbox, fault, case.endpoint, None)
-    before = sandbox.stats.counts()
-    results = await call_all(client, CASES, targets)
-    sandbox.faults.clear()
-    after = sandbox.stats.counts()
+    results, sent_by_endpoint = await call_under_fault(
+        client, sandbox, fault, CASES, targets
+    )
 
     for case in CASES:
         result = results[case.tool]
-        sent = after.get(case.endpoint, 0) - before.get(case.endpoint, 0)
+        sent = sent_by_endpoint[case.endpoint]
         expected = fault.write_kind if case.writes else fault.read_kind
         assert result.is_error, f"{case.tool}: {text(result)}"
         assert error_kind(result) == expected, f"{case.tool}: {text(result)}"
@@ -404,6 +453,7 @@ async def test_reads_recover_from_one_fault(
     targets = await make_targets(client)
     for case in READS:
         add_fault(sandbox, fault, case.endpoint, 1)
+    assert len(fault_rounds(READS)) == 1
     before = sandbox.stats.counts()
     results = await call_all(client, READS, targets)
     after = sandbox.stats.counts()
@@ -485,3 +535,42 @@ async def test_refresh_and_wait_poll_recovers(
     )
     assert not result.is_error, text(result)
     assert structured(result)["done"] is True
+
+
+async def test_refresh_and_wait_slow_start(
+    server_settings: Settings, sandbox: SandboxServer, retry_waits: list[float]
+) -> None:
+    # The budget ends while the request that starts the refresh is in flight.
+    settings = with_settings(server_settings, timeout=10.0, wait_seconds=0.5)
+    async with connect(settings, mode="legacy") as session:
+        targets = await make_targets(session)
+        sandbox.faults.add("latency", "user-cluster-refresh", count=1, seconds=2.0)
+        result = await session.call_tool(
+            "refresh_and_wait", {"projectId": 102, "clusterId": targets.cluster_id}
+        )
+    content = structured(result)
+    assert content["done"] is False
+    assert "may or may not have started" in content["next"]
+    assert "still running" not in content["next"]
+    assert "user_cluster_refresh_progress" in content["next"]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
+async def test_failed_first_read_sends_nothing(
+    fault: Fault, client: Client, sandbox: SandboxServer
+) -> None:
+    targets = await make_targets(client)
+    cases = [case for case in CASES if case.reads_first]
+    for case in cases:
+        for endpoint in case.reads_first:
+            add_fault(sandbox, fault, endpoint, None)
+    before = sandbox.stats.counts()
+    results = await call_all(client, cases, targets)
+    after = sandbox.stats.counts()
+
+    for case in cases:
+        result = results[case.tool]
+        sent = after.get(case.endpoint, 0) - before.get(case.endpoint, 0)
+        assert result.is_error, f"{case.tool}: {text(result)}"
+        assert error_kind(result) == fault.read_kind, f"{case.tool}: {text(result)}"
+        assert sent == 0, f"{case.tool} sent {sent} times after its read failed"
