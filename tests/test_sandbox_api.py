@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -1255,3 +1256,67 @@ def test_command_rejects_remote_host():
     )
     assert result.returncode == 2
     assert b"loopback" in result.stderr
+
+
+def test_command_busy_port_fails_before_data(tmp_path):
+    database = tmp_path / "sandbox.duckdb"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ta_cohort_mcp",
+                "sandbox",
+                "--port",
+                str(port),
+                "--db",
+                str(database),
+            ],
+            capture_output=True,
+            timeout=30,
+            cwd=Path(__file__).parent.parent,
+        )
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1
+    assert f"port {port} " in lines[0]
+    assert "already in use" in lines[0]
+    assert not database.exists()
+
+
+def test_unknown_main_column_empty_hints_escape(sandbox, sandbox_http):
+    response = upload(
+        sandbox_http,
+        "import-id-cluster-add",
+        {
+            "token": sandbox.token,
+            "projectId": 102,
+            "displayName": "bad",
+            "mainColumnName": "",
+        },
+        b"acc1\n",
+    )
+    code, message = error_of(response)
+    assert code == ErrorCode.INVALID_PARAMETER
+    assert "%23" in message
+
+
+def test_unknown_main_column_named_no_escape_hint(sandbox, sandbox_http):
+    response = upload(
+        sandbox_http,
+        "import-id-cluster-add",
+        {
+            "token": sandbox.token,
+            "projectId": 102,
+            "displayName": "bad",
+            "mainColumnName": "acount_id",
+        },
+        b"acc1\n",
+    )
+    code, message = error_of(response)
+    assert code == ErrorCode.INVALID_PARAMETER
+    assert "'acount_id'" in message
+    assert "%23" not in message

@@ -177,6 +177,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+# A raw `#` in a URL starts the fragment, so `mainColumnName=#account_id` arrives
+# as an empty value.
+_RAW_HASH_HINT = "; a raw # in the URL ends the query, so send # as %23"
+
+
 def _describe(error: ValidationError, *, where: str) -> str:
     """Turn a pydantic error into one message naming each failing field."""
     messages = []
@@ -187,6 +192,8 @@ def _describe(error: ValidationError, *, where: str) -> str:
         shown = isinstance(value, str | int | float) and len(repr(value)) <= 80
         if shown and "got " not in message:
             message += f" (got {value!r})"
+        if where == "query" and path == "mainColumnName" and value == "":
+            message += _RAW_HASH_HINT
         if where == "query" and detail["type"] == "missing":
             messages.append(f"The parameter ({path}) is empty")
         elif path:
@@ -746,12 +753,11 @@ async def _check_upload_request(call: _Call, main_column_name: str | None) -> No
         return
     columns = await _blocking(call.sandbox.store.user_columns)
     if main_column_name not in columns:
-        raise ApiError(
-            ErrorCode.INVALID_PARAMETER,
+        message = (
             f"The parameter (mainColumnName) is invalid: {main_column_name!r} is "
-            f"not a user property; use one of {', '.join(columns)} "
-            "(send # as %23 in the query)",
+            f"not a user property; use one of {', '.join(columns)}"
         )
+        raise ApiError(ErrorCode.INVALID_PARAMETER, message)
 
 
 async def _save_upload(

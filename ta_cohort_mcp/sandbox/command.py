@@ -6,6 +6,7 @@ rejected. DuckDB and uvicorn are imported only when the subcommand runs.
 
 import argparse
 import datetime
+import errno
 import logging
 import os
 import signal
@@ -85,6 +86,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _listen_error(args: argparse.Namespace, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {args.port} on {args.host} is already in use; choose another "
+            "with --port, or --port 0 for a free one"
+        )
+    reason = error.strerror or str(error)
+    return f"cannot listen on {args.host} port {args.port}: {reason}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sandbox in the foreground until Ctrl-C or SIGTERM."""
     logging.basicConfig(
@@ -117,11 +128,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
     except OSError as error:
-        print(
-            f"ta-cohort-mcp sandbox: cannot listen on {args.host}:{args.port}: {error}",
-            file=sys.stderr,
-        )
-        return 1
+        print(f"ta-cohort-mcp sandbox: {_listen_error(args, error)}", file=sys.stderr)
+        return 2
     projects = ", ".join(str(project) for project in DEFAULT_PROJECTS)
     # The sandbox token is a local test credential, so printing it is safe.
     print(

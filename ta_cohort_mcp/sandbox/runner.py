@@ -149,11 +149,12 @@ class SandboxServer:
         """
         if self._server is not None:
             raise RuntimeError("the sandbox is already running")
-        sandbox = Sandbox(self.config)
+        # Bind before building the sample data, so a busy port fails at once.
+        sock = _bind(self.host, self._requested_port)
         try:
-            sock = _bind(self.host, self._requested_port)
-        except OSError:
-            sandbox.close()
+            sandbox = Sandbox(self.config)
+        except BaseException:
+            sock.close()
             raise
         uvicorn_config = uvicorn.Config(
             create_app(sandbox),
