@@ -111,10 +111,12 @@ def _secret(value: str, source: str) -> SecretStr:
 
 def _url(value: str, source: str) -> str:
     text = _text(value, source).rstrip("/")
-    if not text.startswith(("http://", "https://")):
+    if not text.lower().startswith(("http://", "https://")):
+        scheme = urlsplit(text).scheme if "://" in text else ""
+        got = f"got the scheme {scheme}://" if scheme else "got a value without one"
         raise SettingsError(
             f"{source} must start with http:// or https://, such as "
-            "http://ta.example.com:8992; got a value without a scheme"
+            f"http://ta.example.com:8992; {got}"
         )
     parts = urlsplit(text)
     if parts.query or parts.fragment or "@" in parts.netloc:
@@ -197,6 +199,36 @@ def _path(value: str, source: str) -> Path:
     return Path(_text(value, source)).expanduser()
 
 
+def _directory(value: str, source: str) -> Path:
+    path = _path(value, source)
+    if not path.exists():
+        raise SettingsError(
+            f"{source} {str(path)!r} does not exist; create the directory or "
+            "give an existing one"
+        )
+    if not path.is_dir():
+        raise SettingsError(
+            f"{source} {str(path)!r} is not a directory; give the directory "
+            "that contains the id files"
+        )
+    return path
+
+
+def _file(value: str, source: str) -> Path:
+    path = _path(value, source)
+    if not path.exists():
+        raise SettingsError(
+            f"{source} {str(path)!r} does not exist; give the path of an existing "
+            "catalog JSON file"
+        )
+    if not path.is_file():
+        raise SettingsError(
+            f"{source} {str(path)!r} is not a regular file; give the path of a "
+            "catalog JSON file"
+        )
+    return path
+
+
 def _log_level(value: str, source: str) -> str:
     level = value.strip().upper()
     if level not in LOG_LEVELS:
@@ -240,13 +272,13 @@ _SPECS = (
     _Spec(
         "upload_dir",
         "--upload-dir",
-        _path,
+        _directory,
         "directory id-upload files may be read from (default none)",
     ),
     _Spec(
         "catalog_file",
         "--catalog-file",
-        _path,
+        _file,
         "event catalog JSON file (format: schemas/catalog.json)",
     ),
     _Spec(

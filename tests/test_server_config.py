@@ -31,7 +31,11 @@ def test_defaults_without_anything() -> None:
     assert settings.upload_dir is None
 
 
-def test_environment_read() -> None:
+def test_environment_read(tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text("{}", encoding="utf-8")
     environ = {
         "TA_BASE_URL": "http://ta.example:8992/",
         "TA_TOKEN": "secret-token",
@@ -40,8 +44,8 @@ def test_environment_read() -> None:
         "TA_READ_ONLY": "yes",
         "TA_TOOLS": "user_cluster_list, user_cluster_detail",
         "TA_PROJECTS": "102,2",
-        "TA_UPLOAD_DIR": "/tmp/uploads",
-        "TA_CATALOG_FILE": "/tmp/catalog.json",
+        "TA_UPLOAD_DIR": str(uploads),
+        "TA_CATALOG_FILE": str(catalog),
         "TA_MCP_AUTH_TOKEN": "bearer",
         "TA_LOG_LEVEL": "debug",
     }
@@ -54,8 +58,8 @@ def test_environment_read() -> None:
     assert settings.read_only is True
     assert settings.tools == frozenset({"user_cluster_list", "user_cluster_detail"})
     assert settings.projects == frozenset({102, 2})
-    assert settings.upload_dir == Path("/tmp/uploads")
-    assert settings.catalog_file == Path("/tmp/catalog.json")
+    assert settings.upload_dir == uploads
+    assert settings.catalog_file == catalog
     assert settings.auth_token is not None
     assert settings.log_level == "DEBUG"
 

@@ -34,6 +34,7 @@ from ta_cohort_mcp.models import ClusterDefinition, TagDefinition, closest_names
 from ta_cohort_mcp.models.tools import TOOL_ARGUMENT_MODELS
 from ta_cohort_mcp.schemas import load_schema
 from ta_cohort_mcp.server import context as context_module
+from ta_cohort_mcp.server.catalog import CatalogFileError
 from ta_cohort_mcp.server.confirm import ConfirmationStore
 from ta_cohort_mcp.server.problems import Problem
 from ta_cohort_mcp.server.results import (
@@ -307,8 +308,8 @@ def build_server(
     `read_retries` or `max_retry_wait`.
 
     Raises:
-        SettingsError: the base URL or token is missing, or TA_TOOLS names an
-            unknown tool.
+        SettingsError: the base URL or token is missing, TA_TOOLS names an
+            unknown tool, or the catalog file is unreadable or invalid.
     """
     base_url, token = settings.require_backend()
     state = ServerState(
@@ -319,7 +320,10 @@ def build_server(
     )
     handlers = HandlerRegistry()
     if register_context:
-        services = context_module.register(handlers, state)
+        try:
+            services = context_module.register(handlers, state)
+        except CatalogFileError as error:
+            raise SettingsError(str(error)) from None
         if handlers.definition_checker is None:
             handlers.definition_checker = _catalog_checker(services)
     state.definition_checker = handlers.definition_checker

@@ -93,6 +93,9 @@ DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 MAX_ALLOWED_NAMES = 10
 
 
+_FIX_FILE = "fix the file named by TA_CATALOG_FILE or --catalog-file"
+
+
 class CatalogFileError(ValueError):
     """The catalog file is missing, is not JSON, or does not fit the catalog schema."""
 
@@ -154,19 +157,20 @@ def load_catalog_file(path: Path) -> dict[int | None, EventCatalog]:
     except json.JSONDecodeError as error:
         raise CatalogFileError(
             f"the catalog file {path} is not valid JSON: {error.msg} at line "
-            f"{error.lineno}, column {error.colno}"
+            f"{error.lineno}, column {error.colno}; {_FIX_FILE}"
         ) from None
     if isinstance(data, list):
         raise CatalogFileError(
             f"the catalog file {path} is a JSON array; it must be one catalog "
-            "object, with the catalogs of further projects in its projects list"
+            "object, with the catalogs of further projects in its projects list; "
+            f"{_FIX_FILE}"
         )
     try:
         parsed = CatalogFile.model_validate(data)
     except ValidationError as error:
         raise CatalogFileError(
             f"the catalog file {path} does not fit the catalog format "
-            f"(schemas/catalog.json): {_first_error(error)}"
+            f"(schemas/catalog.json): {_first_error(error)}; {_FIX_FILE}"
         ) from None
     return {catalog.projectId: catalog for catalog in parsed.catalogs()}
 

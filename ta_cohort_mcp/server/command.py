@@ -7,6 +7,7 @@ imported only then.
 """
 
 import argparse
+import errno
 import logging
 import sys
 
@@ -44,7 +45,7 @@ def serve(settings: config.Settings) -> int:
     import anyio
 
     from ta_cohort_mcp.server.app import build_server
-    from ta_cohort_mcp.server.transports import serve_http, serve_stdio
+    from ta_cohort_mcp.server.transports import bind_socket, serve_http, serve_stdio
 
     try:
         server = build_server(settings)
@@ -52,10 +53,38 @@ def serve(settings: config.Settings) -> int:
         print(f"ta-cohort-mcp serve: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     if settings.transport == "http":
-        anyio.run(serve_http, server, settings)
+        try:
+            sock = bind_socket(settings.host, settings.port)
+        except OSError as error:
+            print(
+                f"ta-cohort-mcp serve: {_listen_error(settings, error)}",
+                file=sys.stderr,
+            )
+            return EXIT_SETTINGS
+        anyio.run(serve_http, server, settings, sock, _announce)
     else:
         anyio.run(serve_stdio, server)
     return 0
+
+
+def _announce(url: str) -> None:
+    # Printed whatever the log level, because with --port 0 the port is known
+    # only now.
+    print(f"ta-cohort-mcp: serving MCP on {url}", file=sys.stderr, flush=True)
+
+
+def _listen_error(settings: config.Settings, error: OSError) -> str:
+    source = "--port (TA_PORT)"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {settings.port} on {settings.host} is already in use; choose "
+            f"another with {source}, or 0 for a free one"
+        )
+    reason = error.strerror or str(error)
+    return (
+        f"cannot listen on {settings.host} port {settings.port}: {reason}; "
+        "check --host (TA_HOST) and --port (TA_PORT)"
+    )
 
 
 def _serve_on_sandbox(settings: config.Settings) -> int:

@@ -9,6 +9,7 @@ foreign Host (421) or Origin (403) header, the SDK rejects bodies larger than
 import hmac
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.lowlevel import Server
@@ -138,8 +139,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_server(server: Server[Any], settings: Settings, sock: socket.socket) -> Any:
-    """Return a `uvicorn.Server` of the HTTP app; serve it with `.serve([sock])`."""
+def listening_url(sock: socket.socket) -> str:
+    """Return the MCP URL of a bound socket, such as http://127.0.0.1:8765/mcp."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{MCP_PATH}"
+
+
+def uvicorn_server(
+    server: Server[Any],
+    settings: Settings,
+    sock: socket.socket,
+    on_listening: Callable[[str], None] | None = None,
+) -> Any:
+    """Return a `uvicorn.Server` of the HTTP app; serve it with `.serve([sock])`.
+
+    `on_listening` is called with the MCP URL once uvicorn accepts connections.
+    """
     import uvicorn
 
     config = uvicorn.Config(
@@ -148,25 +164,32 @@ def uvicorn_server(server: Server[Any], settings: Settings, sock: socket.socket)
         lifespan="on",
         access_log=False,
     )
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
+    url = listening_url(sock)
     mode = "stateless" if settings.stateless else "with sessions"
     auth = "bearer token required" if settings.auth_token else "no bearer token"
-    logger.info(
-        "serving MCP over HTTP on http://%s:%d%s (%s, %s)",
-        shown,
-        port,
-        MCP_PATH,
-        mode,
-        auth,
-    )
-    return uvicorn.Server(config)
+    logger.info("serving MCP over HTTP on %s (%s, %s)", url, mode, auth)
+    if on_listening is None:
+        return uvicorn.Server(config)
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                on_listening(url)
+
+    return AnnouncingServer(config)
 
 
 async def serve_http(
-    server: Server[Any], settings: Settings, sock: socket.socket | None = None
+    server: Server[Any],
+    settings: Settings,
+    sock: socket.socket | None = None,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve streamable HTTP on `sock`, or on the settings' host and port."""
+    """Serve streamable HTTP on `sock`, or on the settings' host and port.
+
+    `on_listening` is called with the MCP URL once uvicorn accepts connections.
+    """
     sock = sock or bind_socket(settings.host, settings.port)
-    await uvicorn_server(server, settings, sock).serve(sockets=[sock])
+    await uvicorn_server(server, settings, sock, on_listening).serve(sockets=[sock])
     logger.info("HTTP server stopped")
