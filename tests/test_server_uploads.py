@@ -2,7 +2,7 @@
 
 Only regular files under the upload directory are opened, and the checked open
 file is what gets streamed. The modify tools read a tag's file as id,value rows
-and a cluster's file as one id per line, as user_cluster_detail tells them.
+and a cluster's file as one id per line, by the kind user_cluster_detail returns.
 """
 
 import io

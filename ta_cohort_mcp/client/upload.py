@@ -314,8 +314,8 @@ class _Utf8Decoder:
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            # exc.start counts from the start of pending + data; pending holds
-            # the first bytes of a split character and never contains b"\n".
+            # exc.start counts from the start of pending + data. Pending bytes
+            # begin a split character, so they never contain b"\n".
             offset = self._offset - len(pending) + exc.start
             line = self._newlines + (pending + data)[: exc.start].count(b"\n") + 1
             raise IdFileEncodingError(self._source_name, offset, line) from None

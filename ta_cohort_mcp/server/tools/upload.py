@@ -1,10 +1,10 @@
 """The id-upload tools: ids inline, tag rows inline, or a file in the upload directory.
 
-A file is opened and checked (see `server.uploads`) before any request, and the
-open file is what the client streams; it is closed when the call ends, however
-it ends. The modify tools first read the cluster with user-cluster-detail,
-because a tag (clusterCatalog catalog_tag, or a `tag_` clusterType) takes
-"id,value" rows and a cluster takes one id per line, commas included.
+A file is opened and checked (see `server.uploads`) before any request. The
+client streams that open file, which is closed when the call ends, however it
+ends. The modify tools first read the cluster with user-cluster-detail, because
+a tag (clusterCatalog catalog_tag, or a `tag_` clusterType) takes "id,value"
+rows and a cluster takes one id per line, commas included.
 """
 
 from collections.abc import AsyncIterator, Iterator
@@ -114,7 +114,7 @@ async def cluster_is_tag(
     """Read the cluster with user-cluster-detail and return whether it is a tag.
 
     Raises:
-        ToolFailure: the detail call failed, or its answer has neither a known
+        ToolFailure: the detail call failed, or its result has neither a known
             clusterCatalog nor a known clusterType.
     """
     try:
@@ -168,7 +168,7 @@ def _detail_failed(error: TAError, tool: str) -> ToolFailure:
 def file_errors(tool: str, check: str) -> Iterator[None]:
     """Turn invalid UTF-8 in an upload file into a failure that names the file.
 
-    `check` says how to see whether a write cut short was applied.
+    `check` is the step that shows whether a write cut short was applied.
     """
     endpoint = tool.replace("_", "-")
     try:
