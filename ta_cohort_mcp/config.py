@@ -120,7 +120,7 @@ def _url(value: str, source: str) -> str:
         )
     parts = urlsplit(text)
     if parts.query or parts.fragment or "@" in parts.netloc:
-        # The value is not quoted: a query or user part may carry the token.
+        # The value is not quoted, because a query or user part may carry the token.
         raise SettingsError(
             f"{source} must be the address only, without a query, a fragment or "
             "a user name, such as http://ta.example.com:8992; give the token in "

@@ -231,7 +231,7 @@ class CallSender:
             try:
                 checked = self._check_response(call, result)
             except TAResponseFormatError as error:
-                # A write may have been applied although its answer is unreadable.
+                # A write may have been applied although its response is unreadable.
                 return Failure(error, may_have_applied=True)
             if isinstance(checked, Failure):
                 return checked

@@ -252,7 +252,8 @@ class _Waiter:
         self.progress: int | None = None
         self.started = time.monotonic()
         self.reported = -1.0
-        # Whether TA confirmed the start; the budget may end while it is sent.
+        # Whether TA confirmed the start. The budget may end while the start
+        # request is still in flight.
         self.start_confirmed = False
 
     async def start(self) -> None:
