@@ -10,9 +10,9 @@ number of distinct ids: 97 bytes per 11-character id, measured with tracemalloc
 over 1,000,000 ids on CPython 3.11.
 
 A file source is checked for valid UTF-8 from start to end before each pass, so
-an invalid file fails with `IdFileEncodingError` before any request. A file that
-changes during the upload can still fail while its body is being sent; that
-raises `IdFileCutShortError`, a `TAWriteUncertainError`.
+an invalid file fails before any request (`IdFileEncodingError` for an open-file
+source). An open file that changes during the upload can still fail while its
+body is being sent, which raises `IdFileCutShortError`, a `TAWriteUncertainError`.
 """
 
 import codecs
@@ -242,6 +242,8 @@ def _check_cell(value: object, where: str, *, allow_comma: bool) -> None:
 async def _read_lines(path: Path) -> AsyncGenerator[str, None]:
     # The whole file is checked first, so a decoding error cannot cut a request
     # body short half-way through the upload.
+    # NOTE: a file that turns invalid after this check raises UnicodeDecodeError
+    # mid-body, not IdFileCutShortError as a `from_open_file` source does.
     bad_line = await anyio.to_thread.run_sync(_find_invalid_utf8, path)
     if bad_line is not None:
         raise TAUsageError(

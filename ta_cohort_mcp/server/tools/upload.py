@@ -125,9 +125,11 @@ async def cluster_is_tag(
         raise _detail_failed(error, tool) from None
     is_tag = _detail_is_tag(detail)
     if is_tag is None:
+        target = _target(project_id, cluster_id, cluster_name)
+        # NOTE: not run by a test, because the sandbox always returns both fields.
         raise ToolFailure(
             "cluster_kind_unknown",
-            f"{tool}: user_cluster_detail of {_target(project_id, cluster_id, cluster_name)} "
+            f"{tool}: user_cluster_detail of {target} "
             f"returned clusterCatalog {detail.clusterCatalog!r} and clusterType "
             f"{detail.clusterType!r}, so it is unknown whether it takes ids or "
             "id,value rows; nothing was uploaded. Check the cluster in TA.",
