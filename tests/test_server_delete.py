@@ -99,6 +99,50 @@ async def test_token_bound_to_cluster(
     assert await exists(mcp_client, second)
 
 
+async def test_name_token_deletes_same_id(
+    mcp_client: Client, cluster_name: str
+) -> None:
+    cluster_id = await create(mcp_client, cluster_name)
+    preview = await call(
+        mcp_client,
+        "delete_user_cluster_by_name",
+        {"projectId": 102, "clusterName": cluster_name},
+    )
+    token = structured(preview)["confirm"]
+    done = await call(
+        mcp_client,
+        "user_cluster_delete",
+        {"projectId": 102, "clusterId": cluster_id, "confirm": token},
+    )
+    assert structured(done)["deleted"] is True
+    assert not await exists(mcp_client, cluster_id)
+
+
+async def test_name_token_rejects_other_id(
+    mcp_client: Client, cluster_name: str, sandbox: SandboxServer
+) -> None:
+    first = await create(mcp_client, cluster_name)
+    second = await create(mcp_client, cluster_name + "_b")
+    preview = await call(
+        mcp_client,
+        "delete_user_cluster_by_name",
+        {"projectId": 102, "clusterName": cluster_name},
+    )
+    token = structured(preview)["confirm"]
+    before = sandbox.stats["user-cluster-delete"]
+    wrong = await call(
+        mcp_client,
+        "user_cluster_delete",
+        {"projectId": 102, "clusterId": second, "confirm": token},
+    )
+    assert error_kind(wrong) == "confirm_rejected"
+    assert "by delete_user_cluster_by_name" in text(wrong)
+    assert repr(cluster_name) in text(wrong)
+    assert sandbox.stats["user-cluster-delete"] == before
+    assert await exists(mcp_client, first)
+    assert await exists(mcp_client, second)
+
+
 async def test_token_expires(server_settings: Settings, cluster_name: str) -> None:
     clock = FakeClock()
     async with connect(server_settings, clock=clock) as client:

@@ -1,12 +1,12 @@
 """Confirm tokens of the two-step delete, for clients that cannot ask the user.
 
 A first delete call without `confirm` gets a preview and a token. The token is
-bound to one project and one cluster (by id or by name), works once, and
-expires after `CONFIRM_TTL_SECONDS`.
+bound to one project and one cluster (by id or by name, and by the id the
+preview showed), works once, and expires after `CONFIRM_TTL_SECONDS`.
 """
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 CONFIRM_TTL_SECONDS = 300.0
@@ -27,8 +27,9 @@ def cluster_key(
 
 @dataclass(frozen=True)
 class _Pending:
-    key: ClusterKey
+    keys: frozenset[ClusterKey]
     expires_at: float
+    issued_for: str
 
 
 class ConfirmationStore:
@@ -46,13 +47,25 @@ class ConfirmationStore:
         """Seconds a token stays valid after it is issued."""
         return self._ttl
 
-    def issue(self, key: ClusterKey) -> str:
-        """Return a new token for deleting the cluster `key`."""
+    def issue(
+        self,
+        key: ClusterKey,
+        *,
+        aliases: Iterable[ClusterKey] = (),
+        issued_for: str = "",
+    ) -> str:
+        """Return a new token for deleting the cluster `key`.
+
+        The token is also accepted for each key in `aliases`, which must name
+        the same cluster, such as the id a by-name preview returned.
+        `issued_for` describes the cluster in the message of a mismatch.
+        """
         self._drop_expired()
         while len(self._pending) >= MAX_PENDING:
             del self._pending[next(iter(self._pending))]
         token = secrets.token_urlsafe(12)
-        self._pending[token] = _Pending(key, self._clock() + self._ttl)
+        keys = frozenset([key, *aliases])
+        self._pending[token] = _Pending(keys, self._clock() + self._ttl, issued_for)
         return token
 
     def redeem(self, token: str, key: ClusterKey) -> str | None:
@@ -67,8 +80,12 @@ class ConfirmationStore:
                 "the confirm token is unknown or expired (tokens last "
                 f"{self._ttl:g} seconds and work once)"
             )
-        if pending.key != key:
-            return "the confirm token was issued for another project or cluster"
+        if key not in pending.keys:
+            issued_for = f" ({pending.issued_for})" if pending.issued_for else ""
+            return (
+                "the confirm token was issued for another project or "
+                f"cluster{issued_for}"
+            )
         del self._pending[token]
         return None
 

@@ -28,6 +28,12 @@ from ta_cohort_mcp.server.problems import Problem, format_problems
 Structured = dict[str, Any]
 
 
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """Return `count` with the noun in agreement: "1 row", "2 rows", "0 entries"."""
+    noun = singular if count == 1 else (plural or f"{singular}s")
+    return f"{count} {noun}"
+
+
 class ToolFailure(Exception):
     """A failure a tool reports as an isError result of `kind`, with `details`."""
 

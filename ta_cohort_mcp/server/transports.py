@@ -170,12 +170,13 @@ def uvicorn_server(
     logger.info("serving MCP over HTTP on %s (%s, %s)", url, mode, auth)
     if on_listening is None:
         return uvicorn.Server(config)
+    announce = on_listening
 
     class AnnouncingServer(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
-                on_listening(url)
+                announce(url)
 
     return AnnouncingServer(config)
 

@@ -79,6 +79,14 @@ _DESCRIPTION_LENGTH = 200
 _MESSAGE_LENGTH = 400
 # Maximum number of schema errors read; more than enough for `MAX_PROBLEMS`.
 _MAX_ERRORS = 5 * MAX_PROBLEMS
+# Nesting levels searched for the object an unknown key belongs to.
+_MAX_OWNER_DEPTH = 3
+# Maximum length of the JSON example that moves an unknown key to its object.
+_EXAMPLE_LENGTH = 120
+# What to send for a missing key whose schema description does not say.
+_MISSING_KEY_HINTS = {
+    "taPropQuota": 'to count events, send {"analysis": "TIMES"}',
+}
 
 
 @dataclass
@@ -313,6 +321,9 @@ def _missing_keys(
         description = child.get("description") if isinstance(child, dict) else None
         if isinstance(description, str) and description:
             message += f": {cut(description, _DESCRIPTION_LENGTH)}"
+        hint = _MISSING_KEY_HINTS.get(key)
+        if hint is not None:
+            message = f"{message.rstrip('.')}; {hint}"
         child_type = child.get("type") if isinstance(child, dict) else None
         yield Problem(
             path=path,
@@ -329,9 +340,18 @@ def _unknown_keys(
     properties = subschema.get("properties", {})
     accepted = list(properties) if isinstance(properties, dict) else []
     patterns = subschema.get("patternProperties", {})
-    for key in instance:
-        if key in accepted or _matches_any_pattern(key, patterns):
-            continue
+    unknown = [
+        key
+        for key in instance
+        if key not in accepted and not _matches_any_pattern(key, patterns)
+    ]
+    # Unknown keys that a nested object accepts -> that object's dotted path.
+    owners: dict[str, str] = {}
+    for key in unknown:
+        owner = _nested_owner(key, properties)
+        if owner is not None:
+            owners[key] = owner
+    for key in unknown:
         location = "at top level" if not path else ""
         message = f"unknown key {show(key)}"
         if location:
@@ -345,7 +365,15 @@ def _unknown_keys(
         ordered = closest_first(key, accepted)
         closest = closest_match(key, accepted)
         message += f"; accepted: {', '.join(ordered)}"
-        if closest is not None:
+        owner = owners.get(key)
+        if owner is not None:
+            closest = None
+            message += f"; {show(key)} belongs inside {owner}"
+            moved = {name: instance[name] for name, at in owners.items() if at == owner}
+            example = _nested_example(owner, moved)
+            if example is not None:
+                message += f": send {example}"
+        elif closest is not None:
             message += f"; did you mean {closest!r}?"
         yield Problem(
             path=path,
@@ -355,6 +383,44 @@ def _unknown_keys(
             allowed=ordered,
             closest=closest,
         )
+
+
+def _nested_owner(key: str, properties: Any) -> str | None:
+    """Return the dotted path of the nearest nested object that accepts `key`.
+
+    Only nested objects are searched, breadth first, to `_MAX_OWNER_DEPTH`
+    levels, so "pageSize" sent beside "pagerHeader" returns "pagerHeader".
+    """
+    level: list[tuple[str, Any]] = [("", properties)]
+    for _ in range(_MAX_OWNER_DEPTH):
+        found: list[str] = []
+        deeper: list[tuple[str, Any]] = []
+        for prefix, members in level:
+            if not isinstance(members, dict):
+                continue
+            for name, child in members.items():
+                nested = child.get("properties") if isinstance(child, dict) else None
+                if not isinstance(nested, dict):
+                    continue
+                path = f"{prefix}{name}"
+                if key in nested:
+                    found.append(path)
+                deeper.append((f"{path}.", nested))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            return None
+        level = deeper
+    return None
+
+
+def _nested_example(owner: str, moved: dict[str, object]) -> str | None:
+    """Return JSON of the `moved` keys put under `owner`, or None when too long."""
+    example: object = dict(sorted(moved.items()))
+    for part in reversed(owner.split(".")):
+        example = {part: example}
+    text = json.dumps(example, ensure_ascii=False, default=str)
+    return text if len(text) <= _EXAMPLE_LENGTH else None
 
 
 def _matches_any_pattern(key: str, patterns: Any) -> bool:

@@ -20,7 +20,7 @@ from ta_cohort_mcp.models.tools import (
     UserClusterUpdateArguments,
     UserClusterUpdateByNameArguments,
 )
-from ta_cohort_mcp.server.results import as_json, compact
+from ta_cohort_mcp.server.results import as_json, compact, counted
 from ta_cohort_mcp.server.tools.base import (
     BOOLEAN,
     INTEGER,
@@ -161,7 +161,8 @@ async def _list(call: Call[UserClusterListArguments]) -> Outcome:
     pager = listing.pagerResult
     shown = len(listing.userClusters)
     lines = [
-        f"{shown} of {pager.totalNum} {arguments.clusterCatalog.value} entries in "
+        f"{shown} of {counted(pager.totalNum, 'entry', 'entries')} of "
+        f"{arguments.clusterCatalog.value} in "
         f"project {arguments.projectId} (page {pager.pageNum}, {pager.pageSize} a page)."
     ]
     lines += ["- " + describe_cluster(cluster) for cluster in listing.userClusters]

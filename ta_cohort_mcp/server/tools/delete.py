@@ -4,7 +4,8 @@ On a 2025-11-25 connection whose client declared the elicitation capability,
 the server asks the user directly. Otherwise the first call returns a preview
 of the cluster and a confirm token, and a second call with `confirm` set to
 that token deletes. A token is bound to its project and cluster, works once and
-expires after five minutes.
+expires after five minutes. A token of delete_user_cluster_by_name also works
+with user_cluster_delete for the cluster id its preview showed.
 """
 
 import logging
@@ -21,7 +22,7 @@ from ta_cohort_mcp.models.tools import (
     UserClusterDeleteArguments,
 )
 from ta_cohort_mcp.server.confirm import ClusterKey, cluster_key
-from ta_cohort_mcp.server.results import ToolFailure
+from ta_cohort_mcp.server.results import ToolFailure, counted
 from ta_cohort_mcp.server.state import Context
 from ta_cohort_mcp.server.tools.base import (
     BOOLEAN,
@@ -146,12 +147,22 @@ def _preview_with_token(
     call: Call[Any], target: _Target, cluster: ClusterDetail
 ) -> Outcome:
     store = call.state.confirmations
-    token = store.issue(target.key)
+    project_id, kind, _ = target.key
+    # The preview proves which cluster id the name stood for, so the token
+    # also deletes that id through user_cluster_delete.
+    aliases = []
+    if kind == "name":
+        aliases.append(cluster_key(project_id, cluster_id=cluster.id, name=None))
+    token = store.issue(
+        target.key,
+        aliases=aliases,
+        issued_for=f"{target.label}, by {target.tool}",
+    )
     minutes = round(store.ttl_seconds / 60)
     text = (
         f"Not deleted yet: {describe_cluster(cluster)}. Ask the user; to delete it, "
         f'call {target.tool} again with the same arguments and confirm "{token}" '
-        f"within {minutes} minutes."
+        f"within {counted(minutes, 'minute')}."
     )
     structured = {
         "deleted": False,

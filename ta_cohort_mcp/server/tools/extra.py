@@ -54,7 +54,7 @@ def summarize_cluster(definition: ClusterDefinition) -> str:
     filts = definition.filts or []
     if filts:
         joiner = f" {(definition.relation or 'and')} "
-        parts.append("has " + joiner.join(_filter_text(f) for f in filts))
+        parts.append("have " + joiner.join(_filter_text(f) for f in filts))
     relation = definition.event_user_relation or "and"
     return f"users who {f' {relation} '.join(parts)}"
 
@@ -76,7 +76,7 @@ def _event_text(event: EventCondition) -> str:
 
 def _filter_text(item: Filter) -> str:
     values = ",".join(item.ftv or [])
-    text = f"{item.tableType.value} {item.columnName} {item.comparator.value}"
+    text = f"{item.tableType.value} property {item.columnName} {item.comparator.value}"
     return f"{text} {values}" if values else text
 
 
