@@ -8,10 +8,11 @@ because sending a write twice could apply it twice.
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import anyio
 import httpx
@@ -41,6 +42,8 @@ logger = logging.getLogger("ta_cohort_mcp.client")
 SNIPPET_LENGTH = 120
 
 Method = Literal["GET", "POST"]
+
+_PERCENT_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
 
 
 @dataclass
@@ -102,6 +105,7 @@ class CallSender:
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
         if not self._token.get_secret_value().strip():
             raise TAUsageError("token is empty; give the Open API token of the project")
+        self._token_pattern = _token_pattern(self._token.get_secret_value())
         if timeout <= 0:
             raise TAUsageError(f"timeout must be more than 0 seconds; got {timeout}")
         if read_retries < 0:
@@ -448,7 +452,9 @@ class CallSender:
         return f", return_code {code}: {text}"
 
     def _snippet(self, response: httpx.Response) -> str:
-        text = response.content[: SNIPPET_LENGTH * 4].decode("utf-8", "replace")
+        # The whole body is redacted before the cut, so a token that straddles
+        # the cut is never left half-visible.
+        text = response.content.decode("utf-8", "replace")
         return self._redact(text)[:SNIPPET_LENGTH]
 
     def _describe(self, exc: Exception) -> str:
@@ -456,11 +462,44 @@ class CallSender:
         return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
     def _redact(self, text: str) -> str:
-        """Return `text` with the token, raw or URL-encoded, replaced by ***."""
-        secret = self._token.get_secret_value()
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            text = text.replace(form, "***")
-        return text
+        """Return `text` with every encoded form of the token replaced by ***."""
+        return self._token_pattern.sub("***", text)
+
+
+def _token_pattern(secret: str) -> re.Pattern[str]:
+    """Compile a pattern that matches the token in each form a server may echo.
+
+    The forms are the raw token, `quote` with and without "/" kept, `quote_plus`,
+    the form httpx sends in the query string, and the JSON string escape. Each
+    percent-escape matches in either case, because servers may echo "%2b" for
+    "%2B".
+    """
+    wire = str(httpx.QueryParams({"token": secret})).removeprefix("token=")
+    json_escaped = json.dumps(secret)[1:-1]
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        quote_plus(secret, safe="/"),
+        wire,
+        json_escaped,
+    }
+    # Longest first, so a longer form is replaced whole before a shorter one
+    # that it contains.
+    alternatives = [
+        _form_pattern(form) for form in sorted(forms, key=len, reverse=True)
+    ]
+    return re.compile("|".join(alternatives))
+
+
+def _form_pattern(form: str) -> str:
+    """Escape `form` for a regex in which each "%XX" escape matches either case."""
+    parts = _PERCENT_ESCAPE.split(form)
+    return "".join(
+        f"(?i:{part})" if _PERCENT_ESCAPE.fullmatch(part) else re.escape(part)
+        for part in parts
+    )
 
 
 def _envelope_problem(response: httpx.Response) -> str | None:
