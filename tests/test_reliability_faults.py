@@ -295,16 +295,18 @@ async def preview_token(client: Client, tool: str, arguments: dict[str, Any]) ->
     return token
 
 
-async def make_targets(client: Client) -> Targets:
-    async def add() -> tuple[int, str]:
-        name = unique_name()
-        body = {"projectId": 102, "clusterName": name, "displayName": name, "qp": QP}
-        content = await ok(client, "user_cluster_add", body)
-        return int(content["clusterId"]), name
+async def add_cluster(client: Client) -> tuple[int, str]:
+    """Create a cluster of project 102 and return its id and name."""
+    name = unique_name()
+    body = {"projectId": 102, "clusterName": name, "displayName": name, "qp": QP}
+    content = await ok(client, "user_cluster_add", body)
+    return int(content["clusterId"]), name
 
-    cluster_id, cluster_name = await add()
-    delete_id, _ = await add()
-    _, delete_name = await add()
+
+async def make_targets(client: Client) -> Targets:
+    cluster_id, cluster_name = await add_cluster(client)
+    delete_id, _ = await add_cluster(client)
+    _, delete_name = await add_cluster(client)
     import_name = unique_name()
     imported = await ok(
         client,
@@ -574,3 +576,37 @@ async def test_failed_first_read_sends_nothing(
         assert result.is_error, f"{case.tool}: {text(result)}"
         assert error_kind(result) == fault.read_kind, f"{case.tool}: {text(result)}"
         assert sent == 0, f"{case.tool} sent {sent} times after its read failed"
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
+async def test_elicited_delete_sent_once(
+    fault: Fault,
+    server_settings: Settings,
+    sandbox: SandboxServer,
+    retry_waits: list[float],
+) -> None:
+    async def accept(
+        context: Any, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+    settings = with_settings(server_settings, timeout=TIMEOUT)
+    async with connect(settings, mode="legacy", elicitation_callback=accept) as session:
+        delete_id, _ = await add_cluster(session)
+        _, delete_name = await add_cluster(session)
+        calls = {
+            "user-cluster-delete": (
+                "user_cluster_delete",
+                {"projectId": 102, "clusterId": delete_id},
+            ),
+            "delete-user-cluster-by-name": (
+                "delete_user_cluster_by_name",
+                {"projectId": 102, "clusterName": delete_name},
+            ),
+        }
+        for endpoint, (tool, arguments) in calls.items():
+            add_fault(sandbox, fault, endpoint, None)
+            before = sandbox.stats[endpoint]
+            result = await session.call_tool(tool, arguments)
+            assert error_kind(result) == fault.write_kind, f"{tool}: {text(result)}"
+            assert sandbox.stats[endpoint] == before + 1, tool
