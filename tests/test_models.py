@@ -230,6 +230,46 @@ MISTAKES: list[tuple[str, dict[str, Any], list[str]]] = [
         _event_with(comparator="include"),
         ["comparator", "greater"],
     ),
+    ("num that is NaN", _event_with(num="nan"), ["num", "plain decimal"]),
+    ("num with an exponent", _event_with(num="1e400"), ["num", "plain decimal"]),
+    ("num in full-width digits", _event_with(num="１２"), ["num", "plain decimal"]),
+    (
+        "range measure with low above high",
+        _event_with(comparator="range", num="5,1"),
+        ["low <= high"],
+    ),
+    (
+        "range filter with low above high",
+        _filter_with(comparator="range", ftv=["5", "1"]),
+        ["low <= high"],
+    ),
+    (
+        "event property in the user filters",
+        _filter_with(columnName="#os", tableType="event", ftv=["ios"]),
+        ["qp.filts", "tableType user", "#os"],
+    ),
+    (
+        "user property in an event's filters",
+        _event_with(
+            filts=[
+                {
+                    "columnName": "user_level",
+                    "comparator": "equal",
+                    "ftv": ["3"],
+                    "tableType": "user",
+                }
+            ]
+        ),
+        ["event condition's filts", "tableType event", "user_level"],
+    ),
+    (
+        "time without zero padding",
+        _event_with(
+            recentDay=None, startTime="2020-1-3 0:0:0", endTime="2020-01-09 00:00:00"
+        ),
+        ["yyyy-MM-dd HH:mm:ss"],
+    ),
+    ("project id above a long", _cluster_with(projectId=2**63), ["projectId"]),
     (
         "time in the wrong format",
         _event_with(recentDay=None, startTime="2020-01-03", endTime="2020-01-09"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from pydantic import ValidationError
 from reference_evaluator import ReferenceEvaluator
 
 from ta_cohort_mcp.models import ClusterDefinition, TagDefinition
@@ -951,25 +952,6 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "cluster",
-        {"filts": [user_filter("user_level", "range", "5", "2")]},
-        "qp.filts[0].ftv",
-    ),
-    (
-        "cluster",
-        {"filts": [event_filter("#os", "equal", "ios")]},
-        "qp.filts[0].tableType",
-    ),
-    (
-        "cluster",
-        {
-            "events": [
-                event_condition("pay", filts=[user_filter("user_level", "equal", "3")])
-            ]
-        },
-        "qp.events[0].filts[0].tableType",
-    ),
-    (
-        "cluster",
         {
             "events": [
                 event_condition(
@@ -999,11 +981,6 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str]] = [
         "cluster",
         {"events": [event_condition("pay", analysis="AVG", quota="item_id")]},
         "qp.events[0].taPropQuota.quota",
-    ),
-    (
-        "cluster",
-        {"events": [event_condition("pay", "range", "5,1")]},
-        "qp.events[0].num",
     ),
     (
         "tag",
@@ -1120,6 +1097,45 @@ def test_definition_error_part(
             )
     assert raised.value.part == part
     assert str(raised.value).startswith(f"{part}: ")
+
+
+# Mistakes that the models reject, so a definition never reaches the compiler.
+MODEL_ERROR_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "cluster",
+        {"filts": [user_filter("user_level", "range", "5", "2")]},
+        "qp.filts[0].ftv",
+    ),
+    (
+        "cluster",
+        {"filts": [event_filter("#os", "equal", "ios")]},
+        "qp.filts[0].tableType",
+    ),
+    (
+        "cluster",
+        {
+            "events": [
+                event_condition("pay", filts=[user_filter("user_level", "equal", "3")])
+            ]
+        },
+        "qp.events[0].filts[0].tableType",
+    ),
+    (
+        "cluster",
+        {"events": [event_condition("pay", "range", "5,1")]},
+        "qp.events[0].num",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "definition", "part"), MODEL_ERROR_CASES)
+def test_model_rejects_before_compiling(
+    kind: str, definition: dict[str, Any], part: str
+) -> None:
+    assert kind == "cluster"
+    with pytest.raises(ValidationError) as raised:
+        ClusterDefinition.model_validate(definition)
+    assert part.rsplit(".", 1)[-1] in str(raised.value)
 
 
 def test_unknown_column_error_suggests() -> None:

@@ -23,7 +23,13 @@ from ta_cohort_mcp.models.enums import (
 )
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-_RECENT_DAY = re.compile(r"^(\d{1,4})-(\d{1,4})$")
+_RECENT_DAY = re.compile(r"^([0-9]{1,4})-([0-9]{1,4})$")
+# TA's time form, zero-padded so that the text compares in time order.
+_TIME_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
+# A plain decimal number: ASCII digits, an optional sign and fraction; no
+# exponent, NaN, infinity, underscores or full-width digits, which TA's number
+# parsing is not known to accept.
+_DECIMAL = re.compile(r"^-?[0-9]{1,30}(\.[0-9]{1,30})?$")
 
 RecentDay = Annotated[
     str,
@@ -63,8 +69,10 @@ def validate_recent_day(value: str) -> str:
 
 
 def validate_time_text(value: str) -> str:
-    """Raise ValueError unless `value` is a time in the yyyy-MM-dd HH:mm:ss form."""
+    """Raise ValueError unless `value` is a valid time in the yyyy-MM-dd HH:mm:ss form."""
     try:
+        if _TIME_TEXT.match(value) is None:
+            raise ValueError(value)
         datetime.strptime(value, TIME_FORMAT)
     except ValueError:
         raise ValueError(
@@ -86,6 +94,33 @@ def check_window(
         )
     if start_time > end_time:
         raise ValueError(f"{where}: startTime {start_time} is after endTime {end_time}")
+
+
+def _range_is_reversed(low: str, high: str) -> bool:
+    """Return whether two range bounds, both numbers or both times, are out of order."""
+    if _DECIMAL.match(low) and _DECIMAL.match(high):
+        return float(low) > float(high)
+    if _TIME_TEXT.match(low) and _TIME_TEXT.match(high):
+        return low > high
+    return False
+
+
+def check_filter_tables(
+    filters: "list[Filter] | None", expected: TableType, where: str
+) -> None:
+    """Raise ValueError unless every filter in `filters` is on the `expected` table."""
+    for index, item in enumerate(filters or []):
+        if item.tableType is not expected:
+            if expected is TableType.USER:
+                fix = "move event property filters into an event condition's filts"
+            else:
+                fix = "move user property filters into qp.filts"
+            raise ValueError(
+                f"{where} take tableType {expected.value} only; filter {index} "
+                f"({item.columnName!r}) has tableType {item.tableType.value}: set "
+                f"tableType to {expected.value} if it is an {expected.value} "
+                f"property, or {fix}"
+            )
 
 
 class Filter(RequestModel):
@@ -123,6 +158,11 @@ class Filter(RequestModel):
                 raise ValueError(
                     f"comparator range needs exactly two values in ftv, low and high; "
                     f"got {len(values)}"
+                )
+            if _range_is_reversed(values[0], values[1]):
+                raise ValueError(
+                    f"comparator range needs ftv [low, high] with low <= high; got "
+                    f"{values!r}"
                 )
         elif op in ONE_VALUE_COMPARATORS:
             if len(values) != 1:
@@ -196,12 +236,17 @@ class EventCondition(RequestModel):
         if is_range and len(parts) != 2:
             raise ValueError(f'comparator range needs num "low,high"; got {self.num!r}')
         for part in parts:
-            try:
-                float(part)
-            except ValueError:
+            if _DECIMAL.match(part) is None:
                 raise ValueError(
-                    f'num must be a number as text, such as "4"; got {self.num!r}'
-                ) from None
+                    f'num must be a plain decimal number as text, such as "4" or '
+                    f'"2.5"; got {self.num!r}'
+                )
+        if is_range and float(parts[0]) > float(parts[1]):
+            raise ValueError(
+                f'comparator range needs num "low,high" with low <= high; got '
+                f"{self.num!r}"
+            )
+        check_filter_tables(self.filts, TableType.EVENT, "the event condition's filts")
         return self
 
 
@@ -230,6 +275,7 @@ class ClusterDefinition(RequestModel):
             raise ValueError(
                 "a definition needs at least one condition in events or filts"
             )
+        check_filter_tables(self.filts, TableType.USER, "qp.filts")
         return self
 
 
@@ -276,6 +322,7 @@ class FirstLastEvent(RequestModel):
     @model_validator(mode="after")
     def _check_window(self) -> Self:
         check_window(self.recentDay, self.startTime, self.endTime, "first/last event")
+        check_filter_tables(self.filts, TableType.EVENT, "the first/last event's filts")
         return self
 
 
@@ -313,6 +360,7 @@ class QuotaEvent(RequestModel):
             raise ValueError(
                 f"analysis {self.analysis.value} needs quota, the property to aggregate"
             )
+        check_filter_tables(self.filts, TableType.EVENT, "the indicator event's filts")
         return self
 
 

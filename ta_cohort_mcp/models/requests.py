@@ -33,8 +33,15 @@ def validate_cluster_name(value: str) -> str:
     return value
 
 
-ProjectId = Annotated[int, Field(ge=0, description="Project ID.", examples=[102])]
-ClusterId = Annotated[int, Field(ge=0, description="Cluster ID.", examples=[970])]
+# TA's ids are Java longs.
+MAX_ID = 2**63 - 1
+
+ProjectId = Annotated[
+    int, Field(ge=0, le=MAX_ID, description="Project ID.", examples=[102])
+]
+ClusterId = Annotated[
+    int, Field(ge=0, le=MAX_ID, description="Cluster ID.", examples=[970])
+]
 ClusterName = Annotated[
     str,
     AfterValidator(validate_cluster_name),
