@@ -559,7 +559,10 @@ def test_missing_key_problem() -> None:
     problem = only_problem(ADD, arguments)
     assert problem.path == "qp.events[0]"
     assert problem.expected == "object"
-    assert problem.message == "missing required key 'taPropQuota': Event measure."
+    assert problem.message == (
+        "missing required key 'taPropQuota': Event measure; to count events, "
+        'send {"analysis": "TIMES"}'
+    )
 
 
 def test_enum_typo_problem() -> None:
