@@ -25,8 +25,8 @@ from test_reliability_faults import (
     CASES,
     FAULTS,
     LOCAL_TOOLS,
+    add_fault,
     call_all,
-    call_under_fault,
     make_targets,
 )
 
@@ -147,7 +147,13 @@ async def test_every_fault_clean(
     captured: RecordCapture,
 ) -> None:
     targets = await make_targets(client)
-    results, _ = await call_under_fault(client, canary_sandbox, fault, CASES, targets)
+    # Every endpoint at once: a tool that reads first fails on that read instead.
+    for case in CASES:
+        add_fault(canary_sandbox, fault, case.endpoint, None)
+    try:
+        results = await call_all(client, CASES, targets)
+    finally:
+        canary_sandbox.faults.clear()
     assert all(result.is_error for result in results.values())
     assert_clean(results, captured)
 
