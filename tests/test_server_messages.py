@@ -1,4 +1,4 @@
-"""Messages of MCP tool results that must say how to fix the call or read well."""
+"""Messages of MCP tool results: the fix named in each error, and summary grammar."""
 
 from typing import Any
 

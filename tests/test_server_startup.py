@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,16 @@ def test_http_prints_url_at_warning() -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def test_http_busy_port_one_line() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve("--transport", "http", "--port", str(port))
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1
+    assert f"port {port} " in lines[0]
+    assert "already in use" in lines[0]

@@ -47,23 +47,27 @@ def serve(settings: config.Settings) -> int:
     from ta_cohort_mcp.server.app import build_server
     from ta_cohort_mcp.server.transports import bind_socket, serve_http, serve_stdio
 
-    try:
-        server = build_server(settings)
-    except config.SettingsError as error:
-        print(f"ta-cohort-mcp serve: {error}", file=sys.stderr)
-        return EXIT_SETTINGS
-    if settings.transport == "http":
+    if settings.transport != "http":
         try:
-            sock = bind_socket(settings.host, settings.port)
-        except OSError as error:
-            print(
-                f"ta-cohort-mcp serve: {_listen_error(settings, error)}",
-                file=sys.stderr,
-            )
+            server = build_server(settings)
+        except config.SettingsError as error:
+            print(f"ta-cohort-mcp serve: {error}", file=sys.stderr)
+            return EXIT_SETTINGS
+        anyio.run(serve_stdio, server)
+        return 0
+    # Bind first, so a busy port fails before the server is built.
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as error:
+        print(f"ta-cohort-mcp serve: {_listen_error(settings, error)}", file=sys.stderr)
+        return EXIT_SETTINGS
+    with sock:
+        try:
+            server = build_server(settings)
+        except config.SettingsError as error:
+            print(f"ta-cohort-mcp serve: {error}", file=sys.stderr)
             return EXIT_SETTINGS
         anyio.run(serve_http, server, settings, sock, _announce)
-    else:
-        anyio.run(serve_stdio, server)
     return 0
 
 

@@ -83,7 +83,7 @@ _MAX_ERRORS = 5 * MAX_PROBLEMS
 _MAX_OWNER_DEPTH = 3
 # Maximum length of the JSON example that moves an unknown key to its object.
 _EXAMPLE_LENGTH = 120
-# What to send for a missing key whose schema description does not say.
+# The value to send for a missing key, where its schema description gives none.
 _MISSING_KEY_HINTS = {
     "taPropQuota": 'to count events, send {"analysis": "TIMES"}',
 }
