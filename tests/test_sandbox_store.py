@@ -2,6 +2,7 @@
 
 import datetime
 import shutil
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -177,6 +178,43 @@ def test_replace_members_of_deleted_cluster(store):
         )
     assert count is None
     assert store.members(record.id) == []
+
+
+def test_cancelled_replace_writes_nothing(store):
+    record = store.create(new_cluster("cancelled"))
+    with store.cursor() as cursor:
+        count = store.replace_members_from_query(
+            cursor,
+            record.id,
+            'SELECT "#user_id" FROM ta_user',
+            [],
+            is_tag=False,
+            cancelled=lambda: True,
+        )
+    unchanged = store.get(102, record.id)
+    assert count is None
+    assert store.members(record.id) == []
+    assert unchanged is not None
+    assert unchanged.progress == record.progress
+
+
+def test_cluster_lock_blocks_progress_write(store):
+    record = store.create(new_cluster("locked"))
+    written = threading.Event()
+
+    def write_progress() -> None:
+        store.set_progress(record.id, 40)
+        written.set()
+
+    with store.cluster_lock(record.id):
+        writer = threading.Thread(target=write_progress)
+        writer.start()
+        assert not written.wait(0.2)
+    writer.join(5.0)
+    assert written.is_set()
+    updated = store.get(102, record.id)
+    assert updated is not None
+    assert updated.progress == 40
 
 
 def test_delete_removes_members(store):

@@ -7,7 +7,8 @@ one transaction. On failure it stores progress -1 and the error message.
 
 Starting a refresh of a cluster whose refresh is still running cancels the running
 one (its query is interrupted and nothing it computed is written) and starts again
-from progress 0.
+from progress 0. Start and cancel of one cluster hold that cluster's lock, so
+parallel requests for one cluster run one after another and the last one wins.
 """
 
 import datetime
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 SLOW_REFRESH_STEPS = 10
 # How long cancel() waits for a worker thread to end, in seconds.
 CANCEL_TIMEOUT = 5.0
+# Attempts of the member-replace transaction when DuckDB reports a conflict.
+REPLACE_ATTEMPTS = 3
 
 
 def compile_definition(
@@ -69,8 +72,14 @@ class RefreshManager:
         self._store = store
         self._today = today
         self._faults = faults
+        # Guards `_jobs` and `_cluster_locks`; never held while a thread is joined.
         self._lock = threading.Lock()
         self._jobs: dict[int, _Job] = {}
+        self._cluster_locks: dict[int, threading.Lock] = {}
+
+    def _cluster_lock(self, cluster_id: int) -> threading.Lock:
+        with self._lock:
+            return self._cluster_locks.setdefault(cluster_id, threading.Lock())
 
     def start(self, cluster: ClusterRecord, *, trigger: str) -> None:
         """Start refreshing `cluster`, cancelling a refresh of it that still runs.
@@ -78,32 +87,39 @@ class RefreshManager:
         `trigger` is the endpoint that asked for the refresh; a `slow_refresh`
         fault rule matching it makes the refresh step its progress over time.
         """
-        self.cancel(cluster.id)
-        self._store.set_progress(cluster.id, 0)
-        slow = self._faults.take_slow_refresh(trigger)
-        job = _Job(
-            cluster=cluster,
-            slow_seconds=slow.seconds if slow is not None else 0.0,
-            cancelled=threading.Event(),
-        )
-        job.thread = threading.Thread(
-            target=self._run,
-            args=(job,),
-            name=f"sandbox-refresh-{cluster.id}",
-            daemon=True,
-        )
-        with self._lock:
-            self._jobs[cluster.id] = job
-        logger.info(
-            "refresh started: cluster %s (project %s) by %s",
-            cluster.id,
-            cluster.project_id,
-            trigger,
-        )
-        job.thread.start()
+        with self._cluster_lock(cluster.id):
+            self._cancel_locked(cluster.id, CANCEL_TIMEOUT)
+            self._store.set_progress(cluster.id, 0)
+            slow = self._faults.take_slow_refresh(trigger)
+            job = _Job(
+                cluster=cluster,
+                slow_seconds=slow.seconds if slow is not None else 0.0,
+                cancelled=threading.Event(),
+            )
+            job.thread = threading.Thread(
+                target=self._run,
+                args=(job,),
+                name=f"sandbox-refresh-{cluster.id}",
+                daemon=True,
+            )
+            logger.info(
+                "refresh started: cluster %s (project %s) by %s",
+                cluster.id,
+                cluster.project_id,
+                trigger,
+            )
+            # Started under the lock, so every job in `_jobs` has a started thread,
+            # and the worker's own removal from `_jobs` waits until it is added.
+            with self._lock:
+                job.thread.start()
+                self._jobs[cluster.id] = job
 
     def cancel(self, cluster_id: int, timeout: float = CANCEL_TIMEOUT) -> None:
         """Stop a running refresh of the cluster and wait for its thread to end."""
+        with self._cluster_lock(cluster_id):
+            self._cancel_locked(cluster_id, timeout)
+
+    def _cancel_locked(self, cluster_id: int, timeout: float) -> None:
         with self._lock:
             job = self._jobs.pop(cluster_id, None)
         if job is None:
@@ -167,9 +183,7 @@ class RefreshManager:
             )
             if job.cancelled.is_set():
                 return
-            users_num = self._store.replace_members_from_query(
-                cursor, cluster.id, query.sql, query.params, is_tag=cluster.is_tag
-            )
+            users_num = self._replace_members(job, cursor, query)
         except compiler.DefinitionError as error:
             self._fail(job, f"invalid definition: {error}")
         except ValidationError as error:
@@ -180,7 +194,8 @@ class RefreshManager:
         else:
             if users_num is None:
                 logger.info(
-                    "refresh of cluster %s ended: deleted meanwhile", cluster.id
+                    "refresh of cluster %s ended: cancelled or deleted meanwhile",
+                    cluster.id,
                 )
             elif not job.cancelled.is_set():
                 logger.info(
@@ -192,6 +207,43 @@ class RefreshManager:
             with self._lock:
                 if self._jobs.get(cluster.id) is job:
                     del self._jobs[cluster.id]
+
+    def _replace_members(
+        self,
+        job: _Job,
+        cursor: duckdb.DuckDBPyConnection,
+        query: compiler.CompiledQuery,
+    ) -> int | None:
+        """Write the members, retrying when another transaction wrote the same rows.
+
+        Returns None, and writes nothing, when the cluster was deleted or the job
+        was cancelled.
+
+        Raises:
+            duckdb.Error: the query failed, or the last attempt still conflicted.
+        """
+        cluster = job.cluster
+        for attempt in range(1, REPLACE_ATTEMPTS + 1):
+            try:
+                return self._store.replace_members_from_query(
+                    cursor,
+                    cluster.id,
+                    query.sql,
+                    query.params,
+                    is_tag=cluster.is_tag,
+                    cancelled=job.cancelled.is_set,
+                )
+            except duckdb.TransactionException as error:
+                if attempt == REPLACE_ATTEMPTS or job.cancelled.is_set():
+                    raise
+                logger.warning(
+                    "refresh of cluster %s: transaction conflict (%s); attempt %d of %d",
+                    cluster.id,
+                    error,
+                    attempt + 1,
+                    REPLACE_ATTEMPTS,
+                )
+        return None
 
     def _step_slowly(self, job: _Job) -> bool:
         step_seconds = job.slow_seconds / SLOW_REFRESH_STEPS

@@ -13,13 +13,19 @@ A DuckDB connection must not be used by two threads at once, so `Store`
 serializes every method on one connection with a lock. A refresh worker runs its
 long query on its own cursor from `cursor()`, so requests are not blocked while
 it runs.
+
+Writes to one cluster's row and members also hold that cluster's lock
+(`cluster_lock`), so a refresh's member-replace transaction never overlaps another
+write of the same cluster. Two DuckDB transactions that update or delete the same
+rows fail with a TransactionException ("Conflict on update!").
 """
 
+import contextlib
 import datetime
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +202,13 @@ def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
     except BaseException:
         connection.execute("ROLLBACK")
         raise
-    connection.execute("COMMIT")
+    try:
+        connection.execute("COMMIT")
+    except duckdb.Error:
+        # A failed COMMIT may leave the transaction open on this connection.
+        with contextlib.suppress(duckdb.Error):
+            connection.execute("ROLLBACK")
+        raise
 
 
 class Store:
@@ -206,6 +218,7 @@ class Store:
         """Open (or create) the database at `db_path`, or in memory when None."""
         self.db_path = db_path or ":memory:"
         self._lock = threading.RLock()
+        self._cluster_locks: dict[int, threading.RLock] = {}
         self._connection = duckdb.connect(self.db_path)
         self._connection.execute(_SCHEMA)
         data.create_tables(self._connection)
@@ -215,6 +228,14 @@ class Store:
         """Close the database connection."""
         with self._lock:
             self._connection.close()
+
+    @contextmanager
+    def cluster_lock(self, cluster_id: int) -> Iterator[None]:
+        """Hold the write lock of one cluster; take it before the store lock."""
+        with self._lock:
+            lock = self._cluster_locks.setdefault(cluster_id, threading.RLock())
+        with lock:
+            yield
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """Return a new connection to the same database, for use in one other thread."""
@@ -334,7 +355,7 @@ class Store:
         definition: dict[str, Any],
     ) -> ClusterRecord:
         """Replace a conditional cluster's definition and reset its progress to 0."""
-        with self._lock:
+        with self.cluster_lock(cluster_id), self._lock:
             self._connection.execute(
                 f"UPDATE {CLUSTER_TABLE} SET display_name = ?, cluster_type = ?, "
                 "sub_condition_tab_type = ?, definition = ?, progress = 0, "
@@ -352,7 +373,11 @@ class Store:
 
     def delete(self, cluster_id: int) -> None:
         """Delete a cluster and its members."""
-        with self._lock, _transaction(self._connection):
+        with (
+            self.cluster_lock(cluster_id),
+            self._lock,
+            _transaction(self._connection),
+        ):
             self._connection.execute(
                 f"DELETE FROM {MEMBER_TABLE} WHERE cluster_id = ?", [cluster_id]
             )
@@ -364,7 +389,7 @@ class Store:
         self, cluster_id: int, progress: int, error_message: str | None = None
     ) -> None:
         """Store the progress of a running or failed refresh."""
-        with self._lock:
+        with self.cluster_lock(cluster_id), self._lock:
             self._connection.execute(
                 f"UPDATE {CLUSTER_TABLE} SET progress = ?, error_message = ? "
                 "WHERE id = ?",
@@ -381,14 +406,16 @@ class Store:
         params: Sequence[object],
         *,
         is_tag: bool,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> int | None:
         """Replace a cluster's members with the rows of a query, in one transaction.
 
-        Runs on `cursor` (from `cursor()`, owned by the calling thread) without the
-        store lock. The query selects `"#user_id"`, and for a tag also the tag value.
-        Marks the refresh finished (progress 100, usersNum, refreshTime) in the same
-        transaction. Returns the member count, or None when the cluster was deleted
-        meanwhile (then nothing is written).
+        Runs on `cursor` (from `cursor()`, owned by the calling thread) under the
+        cluster's lock but not the store lock. The query selects `"#user_id"`, and
+        for a tag also the tag value. Marks the refresh finished (progress 100,
+        usersNum, refreshTime) in the same transaction. Returns the member count, or
+        None when the cluster was deleted meanwhile or `cancelled()` returns True
+        once the lock is held (then nothing is written).
         """
         if is_tag:
             insert = (
@@ -401,7 +428,9 @@ class Store:
                 f"INSERT INTO {MEMBER_TABLE} SELECT DISTINCT {int(cluster_id)}, "
                 f"q.user_id, NULL FROM ({sql}) AS q(user_id)"
             )
-        with _transaction(cursor):
+        with self.cluster_lock(cluster_id), _transaction(cursor):
+            if cancelled():
+                return None
             exists = cursor.execute(
                 f"SELECT count(*) FROM {CLUSTER_TABLE} WHERE id = ?", [cluster_id]
             ).fetchone()
@@ -453,7 +482,12 @@ class Store:
         Raises:
             DuplicateNameError: `new` names a cluster that exists.
         """
-        with self._lock, _transaction(self._connection):
+        cluster_lock = (
+            self.cluster_lock(existing.id)
+            if existing is not None
+            else contextlib.nullcontext()
+        )
+        with cluster_lock, self._lock, _transaction(self._connection):
             if new is not None:
                 self._check_name_free(new.project_id, new.cluster_name)
                 cluster_id = self._next_id()
