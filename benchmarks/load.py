@@ -31,6 +31,7 @@ from benchmarks.stats import percentile
 TITLE = "Load (streamable HTTP, stateless)"
 CLUSTER = "recent_7_days_consume"
 REQUEST_TIMEOUT = 30.0
+WARM_UP_TIMEOUT = 120.0
 
 READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("user_cluster_detail", {"clusterName": CLUSTER}),
@@ -181,7 +182,8 @@ async def warm_up(send: Sender, endpoint: tuple[str, int], count: int) -> None:
     connection = Connection(*endpoint)
     try:
         for number in range(count):
-            error = await send(connection, number)
+            # The first call also waits for a server that listens before it is ready.
+            error = await asyncio.wait_for(send(connection, number), WARM_UP_TIMEOUT)
             if error is not None:
                 raise RuntimeError(f"warm-up call {number} failed: {error}")
     finally:
