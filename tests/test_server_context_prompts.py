@@ -1,12 +1,16 @@
 """Prompt files: parsing, rendering and the files shipped in prompts/."""
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from mcp import types
+from mcp.client import Client
 from mcp.shared.exceptions import MCPError
+from server_fixtures import connect, with_settings
 
+from ta_cohort_mcp.config import Settings
 from ta_cohort_mcp.server.prompts import (
     PromptCatalog,
     PromptFileError,
@@ -226,3 +230,86 @@ def test_catalog_embeds_resource_after_text() -> None:
     assert isinstance(messages[0].content, types.TextContent)
     assert isinstance(messages[1].content, types.EmbeddedResource)
     assert messages[1].content.resource.uri == "ta://schemas/qp"
+
+
+# Argument checks, through a real client session
+
+
+@pytest.fixture
+async def allowlist_client(server_settings: Settings) -> AsyncIterator[Client]:
+    settings = with_settings(server_settings, projects=frozenset({102}))
+    async with connect(settings) as client:
+        yield client
+
+
+NOT_A_NUMBER = "must be a whole number of 0 or more"
+NOT_ALLOWED = "is not in the project allowlist; allowed projects: 102"
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "expected"),
+    [
+        (
+            "build_cohort",
+            {"projectId": "abc", "description": "x"},
+            f"projectId {NOT_A_NUMBER}, such as 102; got 'abc'",
+        ),
+        ("build_cohort", {"projectId": "2", "description": "x"}, f"2 {NOT_ALLOWED}"),
+        (
+            "build_tag",
+            {"projectId": "-1", "description": "x"},
+            f"projectId {NOT_A_NUMBER}",
+        ),
+        ("review_cohorts", {"projectId": "2"}, f"2 {NOT_ALLOWED}"),
+        (
+            "review_cohorts",
+            {"projectId": "102", "staleDays": "-5"},
+            f"staleDays {NOT_A_NUMBER}, such as 7; got '-5'",
+        ),
+        (
+            "review_cohorts",
+            {"projectId": "102", "staleDays": "1.5"},
+            f"staleDays {NOT_A_NUMBER}",
+        ),
+        (
+            "import_ids",
+            {"projectId": "102 OR 1", "path": "/tmp/a"},
+            f"projectId {NOT_A_NUMBER}",
+        ),
+    ],
+)
+@pytest.mark.anyio
+async def test_prompt_rejects_invalid_argument(
+    allowlist_client: Client, name: str, arguments: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(MCPError) as caught:
+        await allowlist_client.get_prompt(name, arguments)
+    assert caught.value.code == types.INVALID_PARAMS
+    assert expected in caught.value.message
+    assert f"prompt {name!r}" in caught.value.message
+
+
+@pytest.mark.anyio
+async def test_prompt_accepts_allowed_project(allowlist_client: Client) -> None:
+    result = await allowlist_client.get_prompt(
+        "review_cohorts", {"projectId": " 102 ", "staleDays": "0"}
+    )
+    content = result.messages[0].content
+    assert isinstance(content, types.TextContent)
+    assert "project 102" in content.text
+    assert "0 days" in content.text
+
+
+@pytest.mark.anyio
+async def test_prompt_checks_default_project(server_settings: Settings) -> None:
+    settings = with_settings(server_settings, project_id=102, projects=None)
+    async with connect(settings) as client:
+        result = await client.get_prompt("build_cohort", {"description": "payers"})
+        with pytest.raises(MCPError) as caught:
+            await client.get_prompt(
+                "build_cohort", {"projectId": "x1", "description": "y"}
+            )
+    content = result.messages[0].content
+    assert isinstance(content, types.TextContent)
+    assert "102" in content.text
+    assert "'x1'" in caught.value.message

@@ -104,7 +104,9 @@ def build_services(settings: Settings) -> ContextServices:
     defaults = {}
     if settings.project_id is not None:
         defaults["projectId"] = str(settings.project_id)
-    prompts = PromptCatalog(load_prompts(), defaults, static_contents)
+    prompts = PromptCatalog(
+        load_prompts(), defaults, static_contents, projects=settings.projects
+    )
     return ContextServices(
         settings=settings,
         catalogs=catalogs,

@@ -8,7 +8,7 @@ lines, then the text, in which `{{argument}}` is replaced by the argument value.
 import logging
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ _FRONT_MATTER = re.compile(r"\A\+\+\+\n(.*?)\n\+\+\+\n?(.*)\Z", re.DOTALL)
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _FRONT_MATTER_KEYS = ("name", "title", "description", "arguments", "embed")
+# Arguments whose value must be a whole number of 0 or more, in any prompt.
+_INTEGER_ARGUMENTS = ("projectId", "staleDays")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 # Returns the contents of a resource that needs no TA request, or None if unknown.
 ResourceReader = Callable[[str], types.TextResourceContents | None]
@@ -85,11 +88,20 @@ class PromptSpec:
             arguments=arguments,
         )
 
-    def render(self, values: Mapping[str, str], defaults: Mapping[str, str]) -> str:
+    def render(
+        self,
+        values: Mapping[str, str],
+        defaults: Mapping[str, str],
+        projects: Collection[int] | None = None,
+    ) -> str:
         """Return the text with every placeholder replaced.
 
+        projectId and staleDays must be whole numbers of 0 or more, and projectId
+        must be in `projects` when that allowlist is given and not empty.
+
         Raises:
-            ValueError: an argument is unknown, or a required one is missing.
+            ValueError: an argument is unknown, a required one is missing, or a
+                value is invalid.
         """
         accepted = self.argument_names()
         for name in values:
@@ -112,8 +124,30 @@ class PromptSpec:
                     f"prompt {self.name!r} needs the argument {argument.name!r}: "
                     f"{argument.description}"
                 )
+            if value.strip():
+                value = self._checked_value(argument.name, value, projects)
             filled[argument.name] = value if value.strip() else argument.default
         return _PLACEHOLDER.sub(lambda match: filled[match.group(1)], self.text)
+
+    def _checked_value(
+        self, name: str, value: str, projects: Collection[int] | None
+    ) -> str:
+        """Return `value` stripped when it must be a number, after checking it."""
+        if name not in _INTEGER_ARGUMENTS:
+            return value
+        number = value.strip()
+        if _DIGITS.fullmatch(number) is None:
+            raise ValueError(
+                f"prompt {self.name!r}: {name} must be a whole number of 0 or more, "
+                f"such as {'102' if name == 'projectId' else '7'}; got {value!r}"
+            )
+        if name == "projectId" and projects and int(number) not in projects:
+            allowed = ", ".join(str(project) for project in sorted(projects))
+            raise ValueError(
+                f"prompt {self.name!r}: project {int(number)} is not in the project "
+                f"allowlist; allowed projects: {allowed}"
+            )
+        return str(int(number))
 
 
 def prompt_directory() -> Path:
@@ -251,6 +285,7 @@ class PromptCatalog:
     """The prompts a server serves, with the server's argument defaults.
 
     `read_resource` gives the contents of the resources that prompts embed.
+    `projects` is the project allowlist that a projectId argument must be in.
 
     Raises:
         PromptFileError: a prompt embeds a resource that `read_resource` lacks.
@@ -261,9 +296,12 @@ class PromptCatalog:
         prompts: Mapping[str, PromptSpec],
         defaults: Mapping[str, str],
         read_resource: ResourceReader | None = None,
+        projects: Collection[int] | None = None,
     ) -> None:
         self.prompts = dict(prompts)
         self.defaults = dict(defaults)
+        # The project allowlist; None or empty admits every projectId.
+        self.projects = frozenset(projects) if projects else None
         self._embedded: dict[str, types.TextResourceContents] = {}
         for spec in self.prompts.values():
             for uri in spec.embed:
@@ -296,7 +334,7 @@ class PromptCatalog:
                 message += f"; did you mean {hint[0]!r}?"
             raise MCPError(code=types.INVALID_PARAMS, message=message)
         try:
-            text = spec.render(params.arguments or {}, self.defaults)
+            text = spec.render(params.arguments or {}, self.defaults, self.projects)
         except ValueError as error:
             raise MCPError(code=types.INVALID_PARAMS, message=str(error)) from None
         messages = [
