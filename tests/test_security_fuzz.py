@@ -13,7 +13,7 @@ and the sandbox's request counter must show that nothing reached the API.
 
 The sandbox here is this module's own, because valid writes really create
 clusters. `TA_FUZZ_EXAMPLES` sets the examples per tool and per test (default
-75); docs/security.md gives the command of a longer run.
+100); docs/security.md gives the command of a longer run.
 """
 
 import copy
@@ -46,7 +46,7 @@ from ta_cohort_mcp.server.validation import (
     MAX_STRING_LENGTH,
 )
 
-FUZZ_EXAMPLES = int(os.environ.get("TA_FUZZ_EXAMPLES", "75"))
+FUZZ_EXAMPLES = int(os.environ.get("TA_FUZZ_EXAMPLES", "100"))
 FUZZ_TOKEN = "fuzz-token"
 FUZZ_PROJECTS = (102, 2)
 
@@ -104,7 +104,8 @@ def fuzz_session() -> Iterator[FuzzSession]:
             base_url=sandbox.base_url,
             token=SecretStr(sandbox.token),
             timeout=5.0,
-            wait_seconds=1.0,
+            # Short, so examples that hit a real cluster do not wait long.
+            wait_seconds=0.5,
             poll_interval=0.05,
         )
         with start_blocking_portal() as portal:
