@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import httpx
 import pytest
 from mcp import types
 from mcp.client import Client
@@ -248,3 +249,89 @@ async def test_modern_mode_uses_token(
     assert structured(result)["deleted"] is False
     assert "confirm" in structured(result)
     assert asked == []
+
+
+async def replace_by_name(client: Client, name: str, old_id: int) -> int:
+    """Delete cluster `old_id` and create a new cluster with the same name."""
+    token = structured(
+        await call(
+            client, "user_cluster_delete", {"projectId": 102, "clusterId": old_id}
+        )
+    )["confirm"]
+    await call(
+        client,
+        "user_cluster_delete",
+        {"projectId": 102, "clusterId": old_id, "confirm": token},
+    )
+    return await create(client, name)
+
+
+async def test_name_token_rejects_new_cluster(
+    mcp_client: Client, cluster_name: str
+) -> None:
+    first = await create(mcp_client, cluster_name)
+    key = {"projectId": 102, "clusterName": cluster_name}
+    token = structured(await call(mcp_client, "delete_user_cluster_by_name", key))[
+        "confirm"
+    ]
+    second = await replace_by_name(mcp_client, cluster_name, first)
+    assert second != first
+    late = await call(
+        mcp_client, "delete_user_cluster_by_name", {**key, "confirm": token}
+    )
+    assert error_kind(late) == "confirm_rejected"
+    assert "changed since the preview" in text(late)
+    assert str(first) in text(late)
+    assert str(second) in text(late)
+    assert await exists(mcp_client, second)
+
+
+async def test_name_token_deletes_previewed_id(
+    mcp_client: Client, cluster_name: str
+) -> None:
+    cluster_id = await create(mcp_client, cluster_name)
+    key = {"projectId": 102, "clusterName": cluster_name}
+    token = structured(await call(mcp_client, "delete_user_cluster_by_name", key))[
+        "confirm"
+    ]
+    done = await call(
+        mcp_client, "delete_user_cluster_by_name", {**key, "confirm": token}
+    )
+    assert structured(done)["deleted"] is True
+    assert structured(done)["clusterId"] == cluster_id
+    assert not await exists(mcp_client, cluster_id)
+
+
+async def test_elicitation_rejects_new_cluster(
+    server_settings: Settings, cluster_name: str, sandbox: SandboxServer
+) -> None:
+    replaced: list[int] = []
+
+    async def swap_then_accept(
+        context: Any, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        token = {"token": sandbox.token, "projectId": 102}
+        async with httpx.AsyncClient(base_url=sandbox.base_url) as http:
+            await http.post(
+                "/open/delete-user-cluster-by-name",
+                params={**token, "clusterName": cluster_name},
+            )
+            body = load_example("add-cluster.request")
+            body["clusterName"] = cluster_name
+            reply = await http.post("/open/user-cluster-add", params=token, json=body)
+        replaced.append(reply.json()["data"])
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+    async with connect(
+        server_settings, mode="legacy", elicitation_callback=swap_then_accept
+    ) as client:
+        first = await create(client, cluster_name)
+        result = await call(
+            client,
+            "delete_user_cluster_by_name",
+            {"projectId": 102, "clusterName": cluster_name},
+        )
+        assert error_kind(result) == "confirm_rejected"
+        assert "changed since the preview" in text(result)
+        assert replaced != [first]
+        assert await exists(client, replaced[0])

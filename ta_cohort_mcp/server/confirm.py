@@ -2,7 +2,9 @@
 
 A first delete call without `confirm` gets a preview and a token. The token is
 bound to one project and one cluster (by id or by name, and by the id the
-preview showed), works once, and expires after `CONFIRM_TTL_SECONDS`.
+preview showed), works once, and expires after `CONFIRM_TTL_SECONDS`. Redeeming
+returns the previewed id, so a by-name delete can check that the name still
+stands for the cluster the user saw.
 """
 
 import secrets
@@ -30,6 +32,18 @@ class _Pending:
     keys: frozenset[ClusterKey]
     expires_at: float
     issued_for: str
+    cluster_id: int | None
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """Outcome of redeeming a token: `reason` is None when it was valid.
+
+    `cluster_id` is the cluster id the preview showed, when the issuer gave one.
+    """
+
+    reason: str | None
+    cluster_id: int | None = None
 
 
 class ConfirmationStore:
@@ -53,41 +67,44 @@ class ConfirmationStore:
         *,
         aliases: Iterable[ClusterKey] = (),
         issued_for: str = "",
+        cluster_id: int | None = None,
     ) -> str:
         """Return a new token for deleting the cluster `key`.
 
         The token is also accepted for each key in `aliases`, which must name
         the same cluster, such as the id a by-name preview returned.
-        `issued_for` describes the cluster in the message of a mismatch.
+        `issued_for` describes the cluster in the message of a mismatch, and
+        `cluster_id` is the previewed id that `redeem` returns.
         """
         self._drop_expired()
         while len(self._pending) >= MAX_PENDING:
             del self._pending[next(iter(self._pending))]
         token = secrets.token_urlsafe(12)
         keys = frozenset([key, *aliases])
-        self._pending[token] = _Pending(keys, self._clock() + self._ttl, issued_for)
+        expires_at = self._clock() + self._ttl
+        self._pending[token] = _Pending(keys, expires_at, issued_for, cluster_id)
         return token
 
-    def redeem(self, token: str, key: ClusterKey) -> str | None:
-        """Consume `token` for `key`; return None if valid, else why it is not.
+    def redeem(self, token: str, key: ClusterKey) -> Redemption:
+        """Consume `token` for `key` and return whether it was valid.
 
         A token given for another cluster stays pending for its own cluster.
         """
         self._drop_expired()
         pending = self._pending.get(token)
         if pending is None:
-            return (
+            return Redemption(
                 "the confirm token is unknown or expired (tokens last "
                 f"{self._ttl:g} seconds and work once)"
             )
         if key not in pending.keys:
             issued_for = f" ({pending.issued_for})" if pending.issued_for else ""
-            return (
+            return Redemption(
                 "the confirm token was issued for another project or "
                 f"cluster{issued_for}"
             )
         del self._pending[token]
-        return None
+        return Redemption(None, pending.cluster_id)
 
     def _drop_expired(self) -> None:
         now = self._clock()

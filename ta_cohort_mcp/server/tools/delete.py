@@ -6,6 +6,10 @@ of the cluster and a confirm token, and a second call with `confirm` set to
 that token deletes. A token is bound to its project and cluster, works once and
 expires after five minutes. A token of delete_user_cluster_by_name also works
 with user_cluster_delete for the cluster id its preview showed.
+
+A by-name delete deletes only the cluster id the user saw: after the token or
+the user's answer, it looks the name up again, rejects the delete when the name
+now stands for another id, and deletes by id.
 """
 
 import logging
@@ -58,7 +62,9 @@ class _Target:
     label: str
     key: ClusterKey
     preview: Callable[[], Awaitable[ClusterDetail]]
-    perform: Callable[[], Awaitable[None]]
+    # Deletes the cluster the user saw, given its previewed id, and returns the
+    # ids of what it deleted.
+    perform: Callable[[int | None], Awaitable[dict[str, object]]]
     ids: dict[str, object]
 
 
@@ -92,16 +98,16 @@ async def _confirmed_delete(
 
 
 async def _delete_with_token(call: Call[Any], target: _Target, confirm: str) -> Outcome:
-    reason = call.state.confirmations.redeem(confirm, target.key)
-    if reason is not None:
+    redemption = call.state.confirmations.redeem(confirm, target.key)
+    if redemption.reason is not None:
         raise ToolFailure(
             "confirm_rejected",
-            f"Not deleted: {reason}. Call {target.tool} again without confirm to get "
-            "a new preview and token.",
+            f"Not deleted: {redemption.reason}. Call {target.tool} again without "
+            "confirm to get a new preview and token.",
         )
-    await target.perform()
+    ids = await target.perform(redemption.cluster_id)
     logger.info("deleted %s after a confirm token", target.label)
-    return Outcome(f"Deleted {target.label}.", {"deleted": True, **target.ids})
+    return Outcome(f"Deleted {target.label}.", {"deleted": True, **ids})
 
 
 async def _ask_user(
@@ -130,11 +136,11 @@ async def _after_answer(
     target: _Target, cluster: ClusterDetail, answer: str
 ) -> Outcome:
     if answer == "yes":
-        await target.perform()
+        ids = await target.perform(cluster.id)
         logger.info("deleted %s after the user confirmed", target.label)
         return Outcome(
             f"Deleted {target.label} after the user confirmed.",
-            {"deleted": True, **target.ids},
+            {"deleted": True, **ids},
         )
     reason = "the user declined" if answer == "declined" else "the user chose not to"
     text = f"Not deleted: {reason} to delete {describe_cluster(cluster)}."
@@ -157,6 +163,7 @@ def _preview_with_token(
         target.key,
         aliases=aliases,
         issued_for=f"{target.label}, by {target.tool}",
+        cluster_id=cluster.id,
     )
     minutes = round(store.ttl_seconds / 60)
     text = (
@@ -183,8 +190,10 @@ async def _delete(call: Call[UserClusterDeleteArguments]) -> Outcome:
             query.projectId, cluster_id=query.clusterId
         )
 
-    async def perform() -> None:
+    async def perform(previewed_id: int | None) -> dict[str, object]:
+        # The token key or the preview already fixed the id to query.clusterId.
         await client.user_cluster_delete(query.projectId, query.clusterId)
+        return {"projectId": query.projectId, "clusterId": query.clusterId}
 
     target = _Target(
         tool="user_cluster_delete",
@@ -206,8 +215,25 @@ async def _delete_by_name(call: Call[DeleteUserClusterByNameArguments]) -> Outco
             query.projectId, cluster_name=query.clusterName
         )
 
-    async def perform() -> None:
-        await client.delete_user_cluster_by_name(query.projectId, query.clusterName)
+    async def perform(previewed_id: int | None) -> dict[str, object]:
+        current = await preview()
+        if previewed_id is not None and current.id != previewed_id:
+            raise ToolFailure(
+                "confirm_rejected",
+                f"Not deleted: cluster {query.clusterName!r} in project "
+                f"{query.projectId} changed since the preview: the preview showed "
+                f"clusterId {previewed_id}, and the name now belongs to clusterId "
+                f"{current.id}. Call delete_user_cluster_by_name again without "
+                "confirm to get a new preview and token.",
+            )
+        # Deleting by id leaves no gap in which the name could move to another
+        # cluster between the check and the delete.
+        await client.user_cluster_delete(query.projectId, current.id)
+        return {
+            "projectId": query.projectId,
+            "clusterName": query.clusterName,
+            "clusterId": current.id,
+        }
 
     target = _Target(
         tool="delete_user_cluster_by_name",
