@@ -132,7 +132,7 @@ class PromptSpec:
     def _checked_value(
         self, name: str, value: str, projects: Collection[int] | None
     ) -> str:
-        """Return `value` stripped when it must be a number, after checking it."""
+        """Check a numeric argument and return it as a plain integer; others as given."""
         if name not in _INTEGER_ARGUMENTS:
             return value
         number = value.strip()
@@ -300,7 +300,7 @@ class PromptCatalog:
     ) -> None:
         self.prompts = dict(prompts)
         self.defaults = dict(defaults)
-        # The project allowlist; None or empty admits every projectId.
+        # The project allowlist, or None to admit every projectId.
         self.projects = frozenset(projects) if projects else None
         self._embedded: dict[str, types.TextResourceContents] = {}
         for spec in self.prompts.values():
