@@ -6,10 +6,13 @@ loopback HTTP, in both protocol eras: "auto" (2026-07-28) and "legacy"
 """
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 from client_fixtures import FakeTA, Reply
 from mcp import types
@@ -697,3 +700,58 @@ async def test_list_ends_when_ta_unreachable(refused_url: str) -> None:
     assert uris >= STATIC_URIS
     assert "ta://projects/102/clusters" in uris
     assert page.next_cursor is None
+
+
+HOSTILE = "canary-Q9 +/=&%?#ñ~tok"
+HOSTILE_WIRE = str(httpx.QueryParams({"token": HOSTILE})).removeprefix("token=")
+HOSTILE_FORMS = {
+    HOSTILE.lower(),
+    HOSTILE_WIRE.lower(),
+    quote(HOSTILE, safe="").lower(),
+}
+
+
+def hostile_leaks(text: str) -> list[str]:
+    lowered = text.lower()
+    return [form for form in HOSTILE_FORMS if form in lowered]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(body={"return_code": -1, "return_message": "at TARGET"}),
+        Reply(status=500, body={"return_code": -1, "return_message": "at TARGET"}),
+        Reply(body="not json: TARGET"),
+    ],
+    ids=["return-message", "http-500", "non-json"],
+)
+async def test_resource_error_hides_hostile_token(
+    fake_ta: FakeTA, reply: Reply, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = f"/open/user-cluster-detail?token={HOSTILE_WIRE}&projectId=102"
+    settings = Settings(
+        base_url=fake_ta.base_url, token=SecretStr(HOSTILE), project_id=102
+    )
+    server = build_server(settings, client_options={"read_retries": 0})
+    caplog.set_level("DEBUG")
+    messages = []
+    async with Client(server) as session:
+        lowered = re.sub(r"%[0-9A-F]{2}", lambda match: match.group().lower(), target)
+        for echo in (target, lowered):
+            fake_ta.program(
+                "user-cluster-detail", Reply(reply.status, _echoed(reply.body, echo))
+            )
+            with pytest.raises(MCPError) as caught:
+                await session.read_resource("ta://projects/102/clusters/c1")
+            messages.append(caught.value.message)
+    assert fake_ta.last().param("token") == HOSTILE
+    for message in messages:
+        assert "***" in message
+        assert hostile_leaks(message) == []
+    assert hostile_leaks(caplog.text) == []
+
+
+def _echoed(body: Any, echo: str) -> Any:
+    if isinstance(body, str):
+        return body.replace("TARGET", echo)
+    return json.loads(json.dumps(body).replace("TARGET", echo))
