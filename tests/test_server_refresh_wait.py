@@ -161,3 +161,77 @@ async def test_cancel_stops_polling(
     assert polls_later - polls <= 1
     assert not after.is_error
     assert "may still run on the server" in caplog.text
+
+
+async def test_late_start_not_counted_done(
+    server_settings: Settings, sandbox: SandboxServer, cluster_name: str
+) -> None:
+    # The budget ends while the request that starts the refresh is in flight.
+    async with connect(server_settings) as client:
+        cluster_id = await create(client, cluster_name)
+        key = {"projectId": 102, "clusterId": cluster_id}
+        settled = await call(client, "refresh_and_wait", {**key, "startRefresh": False})
+        old_time = structured(settled)["refreshTime"]
+        sandbox.faults.add("latency", "user-cluster-refresh", count=1, seconds=2.0)
+        first = await call(client, "refresh_and_wait", {**key, "waitSeconds": 0.5})
+        follow = await call(
+            client,
+            "refresh_and_wait",
+            {**key, "startRefresh": False, "waitSeconds": 0.5},
+        )
+        late = await call(client, "refresh_and_wait", {**key, "startRefresh": False})
+    assert structured(first)["done"] is False
+    assert "may or may not have started" in structured(first)["next"]
+    assert old_time in structured(first)["next"]
+    assert structured(follow)["done"] is False, text(follow)
+    assert old_time in text(follow)
+    assert "may not have started" in structured(follow)["next"]
+    assert structured(late)["done"] is True, text(late)
+    assert structured(late)["fresh"] is True
+    assert structured(late)["refreshTime"] != old_time
+
+
+async def test_no_known_refresh_says_last_time(
+    server_settings: Settings, cluster_name: str
+) -> None:
+    async with connect(server_settings) as client:
+        cluster_id = await create(client, cluster_name)
+        key = {"projectId": 102, "clusterId": cluster_id}
+        result = await call(client, "refresh_and_wait", {**key, "startRefresh": False})
+    data = structured(result)
+    assert data["done"] is True
+    assert data["fresh"] is False
+    assert "last completed refresh" in text(result)
+    assert data["refreshTime"] in text(result)
+    assert "Refresh done in" not in text(result)
+
+
+async def test_started_refresh_is_fresh(
+    server_settings: Settings, cluster_name: str
+) -> None:
+    async with connect(server_settings) as client:
+        cluster_id = await create(client, cluster_name)
+        result = await call(
+            client, "refresh_and_wait", {"projectId": 102, "clusterId": cluster_id}
+        )
+    assert structured(result)["fresh"] is True
+    assert text(result).startswith("Refresh done in")
+
+
+async def test_failed_refresh_shows_error(
+    server_settings: Settings, sandbox: SandboxServer, cluster_name: str
+) -> None:
+    async with connect(server_settings) as client:
+        cluster_id = await create(client, cluster_name)
+        await anyio.to_thread.run_sync(
+            sandbox.store.set_progress, cluster_id, -1, "column user_lvl not found"
+        )
+        result = await call(
+            client,
+            "refresh_and_wait",
+            {"projectId": 102, "clusterId": cluster_id, "startRefresh": False},
+        )
+    assert error_kind(result) == "refresh_failed"
+    assert "column user_lvl not found" in text(result)
+    error = structured(result)["error"]
+    assert error["errorMessage"] == "column user_lvl not found"

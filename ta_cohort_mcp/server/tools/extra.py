@@ -4,11 +4,14 @@ import dataclasses
 import json
 import logging
 import time
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from pydantic import BaseModel
 
+from ta_cohort_mcp.client import TAClient, TAError
 from ta_cohort_mcp.models import (
     ClusterDefinition,
     ClusterDetail,
@@ -22,6 +25,7 @@ from ta_cohort_mcp.models.tools import (
     ValidateDefinitionArguments,
 )
 from ta_cohort_mcp.schemas import load_schema
+from ta_cohort_mcp.server.confirm import ClusterKey, cluster_key
 from ta_cohort_mcp.server.problems import Problem
 from ta_cohort_mcp.server.results import ToolFailure
 from ta_cohort_mcp.server.tools.base import (
@@ -242,8 +246,44 @@ async def _refresh_and_wait(call: Call[RefreshAndWaitArguments]) -> Outcome:
     return waiter.timed_out(budget)
 
 
+@dataclass
+class _RefreshRequest:
+    """A refresh that refresh_and_wait requested, as later calls check it.
+
+    `previous_time` is the cluster's refreshTime read just before the request.
+    Comparing TA's refreshTime with it, rather than with this machine's clock,
+    needs no knowledge of TA's time zone.
+    """
+
+    previous_time: str | None
+    confirmed: bool = False
+
+
+# Refresh requests of each TA client by cluster key. A TA client lives as long
+# as one stdio process, HTTP session manager or in-memory connection.
+_REQUESTS: weakref.WeakKeyDictionary[TAClient, dict[ClusterKey, _RefreshRequest]] = (
+    weakref.WeakKeyDictionary()
+)
+# Refresh requests remembered per TA client; the oldest are dropped first.
+MAX_REMEMBERED_REQUESTS = 1000
+
+
+def _requests_of(client: TAClient) -> dict[ClusterKey, _RefreshRequest]:
+    requests = _REQUESTS.get(client)
+    if requests is None:
+        requests = _REQUESTS[client] = {}
+    return requests
+
+
 class _Waiter:
-    """Starts a refresh, then polls its progress and reports it to the caller."""
+    """Starts a refresh, then polls its progress and reports it to the caller.
+
+    A result counts as fresh when this call's refresh request was confirmed, or
+    when an earlier call requested a refresh and TA either confirmed it or now
+    shows another refreshTime than before. After an unconfirmed request,
+    progress 100 with the old refreshTime means the request may not have
+    reached TA yet, so the wait goes on.
+    """
 
     def __init__(self, call: Call[RefreshAndWaitArguments], label: str) -> None:
         self.call = call
@@ -252,12 +292,33 @@ class _Waiter:
         self.progress: int | None = None
         self.started = time.monotonic()
         self.reported = -1.0
-        # Whether TA confirmed the start. The budget may end while the start
-        # request is still in flight.
-        self.start_confirmed = False
+        self.key = cluster_key(
+            self.arguments.projectId,
+            cluster_id=self.arguments.clusterId,
+            name=self.arguments.clusterName,
+        )
+        self.requests = _requests_of(call.client)
+        # The refresh this call or an earlier one requested, if any.
+        self.request = self.requests.get(self.key)
+        self.own_request = False
+        # The detail that showed progress 100 with the refreshTime from before an
+        # unconfirmed request.
+        self.stale: ClusterDetail | None = None
+
+    async def detail(self) -> ClusterDetail:
+        arguments = self.arguments
+        return await self.call.client.user_cluster_detail(
+            arguments.projectId,
+            cluster_id=arguments.clusterId,
+            cluster_name=arguments.clusterName,
+        )
 
     async def start(self) -> None:
         client, arguments = self.call.client, self.arguments
+        before = await self.detail()
+        self.request = _RefreshRequest(before.refreshTime)
+        self.own_request = True
+        self.remember(before, self.request)
         if arguments.clusterId is not None:
             await client.user_cluster_refresh(arguments.projectId, arguments.clusterId)
         else:
@@ -265,7 +326,25 @@ class _Waiter:
             await client.user_cluster_refresh_by_name(
                 arguments.projectId, arguments.clusterName
             )
-        self.start_confirmed = True
+        self.request.confirmed = True
+
+    def remember(self, cluster: ClusterDetail, request: _RefreshRequest) -> None:
+        """Store `request` under the cluster's id and name, for later calls."""
+        project_id = self.arguments.projectId
+        keys = {
+            self.key,
+            cluster_key(project_id, cluster_id=cluster.id, name=None),
+            cluster_key(project_id, cluster_id=None, name=cluster.clusterName),
+        }
+        for key in keys:
+            self.requests.pop(key, None)
+            self.requests[key] = request
+        while len(self.requests) > MAX_REMEMBERED_REQUESTS:
+            del self.requests[next(iter(self.requests))]
+
+    def forget(self, request: _RefreshRequest) -> None:
+        for key in [k for k, v in self.requests.items() if v is request]:
+            del self.requests[key]
 
     async def poll(self) -> int:
         client, arguments = self.call.client, self.arguments
@@ -292,36 +371,88 @@ class _Waiter:
             value, 100.0, f"{self.label}: {progress_text(progress)}"
         )
 
+    def is_stale(self, cluster: ClusterDetail) -> bool:
+        request = self.request
+        if request is None or request.confirmed:
+            return False
+        return cluster.refreshTime == request.previous_time
+
     async def wait_until_done(self) -> Outcome:
         interval = self.call.state.settings.poll_interval
         while True:
             self.progress = await self.poll()
-            await self.report(self.progress)
-            if self.progress >= 100:
-                return await self.finished()
             if self.progress < 0:
-                raise ToolFailure(
-                    "refresh_failed",
-                    f"The refresh of {self.label} failed on the TA server (progress "
-                    f"{self.progress}). Check its definition with user_cluster_detail "
-                    "and validate_definition, then refresh again.",
-                    progress=self.progress,
-                )
+                await self.report(self.progress)
+                raise await self.failed(self.progress)
+            if self.progress >= 100:
+                cluster = await self.detail()
+                if not self.is_stale(cluster):
+                    await self.report(self.progress)
+                    return self.finished(cluster)
+                self.stale = cluster
+            else:
+                self.stale = None
+                await self.report(self.progress)
             await anyio.sleep(interval)
 
-    async def finished(self) -> Outcome:
-        arguments = self.arguments
-        cluster: ClusterDetail = await self.call.client.user_cluster_detail(
-            arguments.projectId,
-            cluster_id=arguments.clusterId,
-            cluster_name=arguments.clusterName,
+    async def failed(self, progress: int) -> ToolFailure:
+        """Return the failure of a refresh, with TA's error message if it has one."""
+        details: dict[str, Any] = {"progress": progress}
+        try:
+            cluster = await self.detail()
+        except TAError as error:
+            logger.warning(
+                "refresh of %s failed; reading its detail for the error message "
+                "failed too: %s",
+                self.label,
+                error,
+            )
+            cluster = None
+        # NOTE: the sandbox stores the reason as errorMessage; which field a TA
+        # server uses for it is not in the Open API reference.
+        reason = (cluster.model_extra or {}).get("errorMessage") if cluster else None
+        if reason:
+            details["errorMessage"] = reason
+            because = f": {reason}"
+        else:
+            because = ", and its detail gives no reason"
+        if self.request is not None:
+            self.forget(self.request)
+        return ToolFailure(
+            "refresh_failed",
+            f"The refresh of {self.label} failed on the TA server (progress "
+            f"{progress}){because}. Fix its definition (see user_cluster_detail, "
+            "and check the fix with validate_definition), then refresh again.",
+            **details,
         )
-        elapsed = time.monotonic() - self.started
-        text = f"Refresh done in {elapsed:.1f} s: {describe_cluster(cluster)}."
+
+    def finished(self, cluster: ClusterDetail) -> Outcome:
+        request = self.request
+        fresh = request is not None
+        if request is not None:
+            self.forget(request)
+        if self.own_request:
+            elapsed = time.monotonic() - self.started
+            text = f"Refresh done in {elapsed:.1f} s: {describe_cluster(cluster)}."
+        elif fresh:
+            text = (
+                "Refresh done (the one an earlier refresh_and_wait call started): "
+                f"{describe_cluster(cluster)}."
+            )
+        else:
+            when = cluster.refreshTime or "an unknown time"
+            text = (
+                "No refresh is running (progress 100), and this server started "
+                "none for this cluster, so this is the result of the last "
+                f"completed refresh, at {when}: {describe_cluster(cluster)}. "
+                "Call refresh_and_wait with startRefresh true for a new count."
+            )
         structured = {
             "done": True,
+            "fresh": fresh,
             "progress": 100,
             "usersNum": cluster.usersNum,
+            "refreshTime": cluster.refreshTime,
             "cluster": cluster_data(cluster),
         }
         return Outcome(text, structured)
@@ -334,12 +465,29 @@ class _Waiter:
             if self.arguments.clusterId is not None
             else "user_cluster_refresh_progress_by_name"
         )
-        if self.arguments.startRefresh and not self.start_confirmed:
+        request = self.request
+        previous = (
+            f"refreshTime {request.previous_time}"
+            if request is not None and request.previous_time
+            else "no refreshTime"
+        )
+        if self.own_request and request is not None and not request.confirmed:
             next_step = (
                 "TA did not confirm the start of the refresh within the budget, so "
-                f"the refresh may or may not have started. Check with {following}: "
-                "progress 100 means no refresh is running, so call refresh_and_wait "
-                "again to start one."
+                "the refresh may or may not have started. Before the request the "
+                f"cluster had {previous}. Call refresh_and_wait again with "
+                "startRefresh false to wait: it counts the refresh as done only "
+                f"when the refreshTime changes. Or check with {following} and "
+                "user_cluster_detail: progress 100 with the same refreshTime means "
+                "no refresh ran, so call refresh_and_wait again to start one."
+            )
+        elif self.stale is not None:
+            next_step = (
+                f"Progress is 100, but the cluster still has {previous}, as before "
+                "the refresh an earlier refresh_and_wait call requested. TA never "
+                "confirmed that request, so the refresh may not have started. "
+                "Call refresh_and_wait again with startRefresh false to keep "
+                "waiting, or with startRefresh true to request a new refresh."
             )
         else:
             next_step = (
@@ -380,7 +528,13 @@ EXTRA_TOOLS = [
         ),
         handler=_refresh_and_wait,
         output_schema=output_schema(
-            {"done": BOOLEAN, "progress": INTEGER, "usersNum": INTEGER},
+            {
+                "done": BOOLEAN,
+                "fresh": BOOLEAN,
+                "progress": INTEGER,
+                "usersNum": INTEGER,
+                "refreshTime": STRING,
+            },
             ["done"],
         ),
         read_only=False,
