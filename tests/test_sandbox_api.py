@@ -568,6 +568,19 @@ def test_body_not_json(sandbox, sandbox_http):
     assert "JSON" in message
 
 
+def test_body_nested_too_deep(sandbox, sandbox_http):
+    depth = 100_000
+    response = sandbox_http.post(
+        "/open/user-cluster-list",
+        params={"token": sandbox.token, "projectId": 102},
+        content=b"[" * depth + b"]" * depth,
+        headers={"Content-Type": "application/json"},
+    )
+    code, message = error_of(response)
+    assert code == ErrorCode.INVALID_PARAMETER
+    assert "request body is nested too deeply" in message
+
+
 def test_cluster_not_found(sandbox, sandbox_http):
     by_id = sandbox_http.get(
         "/open/user-cluster-detail",

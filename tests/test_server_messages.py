@@ -86,3 +86,14 @@ async def test_list_count_singular(
     first_line = text(result).splitlines()[0]
     noun = "entry" if total == 1 else "entries"
     assert f"of {total} {noun} of catalog_cluster" in first_line
+
+
+async def test_validate_deep_text_is_problem(mcp_client: Client) -> None:
+    result = await call(
+        mcp_client, "validate_definition", {"qp": "[" * 2000 + "]" * 2000}
+    )
+    messages = problem_messages(result)
+    assert error_kind(result) == "invalid_arguments"
+    assert len(messages) == 1
+    assert "nested too deep" in messages[0]
+    assert structured(result)["error"]["problems"][0]["path"] == "qp"

@@ -280,6 +280,12 @@ class _Call:
                 ErrorCode.INVALID_PARAMETER,
                 f"The request body is not valid JSON: {error}",
             ) from None
+        except RecursionError:
+            raise ApiError(
+                ErrorCode.INVALID_PARAMETER,
+                "The request body is nested too deeply to decode; send a JSON "
+                "object whose arrays and objects nest a few levels deep",
+            ) from None
         if not isinstance(value, dict):
             raise ApiError(
                 ErrorCode.INVALID_PARAMETER,

@@ -126,18 +126,20 @@ def _decode(name: str, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ArgumentError(
-            [
-                Problem(
-                    path=name,
-                    message=(
-                        f"{name} is not valid JSON text ({error.msg} at line "
-                        f"{error.lineno}, column {error.colno})"
-                    ),
-                    expected="JSON text of an object",
-                )
-            ]
-        ) from None
+        reason = f"{error.msg} at line {error.lineno}, column {error.colno}"
+    except RecursionError:
+        # json.loads raises RecursionError for arrays and objects nested deeper
+        # than the interpreter's recursion limit.
+        reason = "nested too deep to decode"
+    raise ArgumentError(
+        [
+            Problem(
+                path=name,
+                message=f"{name} is not valid JSON text ({reason})",
+                expected="JSON text of an object",
+            )
+        ]
+    )
 
 
 def _check_part(
