@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from mcp.client import Client
 from reference_examples import load_example
-from server_fixtures import call, error_kind, structured, text
+from server_fixtures import call, connect, error_kind, structured, text, with_settings
 
+from ta_cohort_mcp.config import Settings
 from ta_cohort_mcp.sandbox import SandboxServer
 
 pytestmark = pytest.mark.anyio
@@ -158,3 +159,14 @@ async def test_update_qp_json_text_decoded(
     result = await call(mcp_client, "user_cluster_update", update)
     assert not result.is_error, text(result)
     assert structured(result)["repairs"]
+
+
+async def test_no_arguments_uses_default_project(server_settings: Settings) -> None:
+    settings = with_settings(server_settings, project_id=102)
+    async with connect(settings) as client:
+        result = await client.call_tool("user_cluster_detail")
+    problems = structured(result)["error"]["problems"]
+    assert error_kind(result) == "invalid_arguments"
+    assert "projectId" not in text(result)
+    assert len(problems) == 1
+    assert "exactly one of clusterId or clusterName" in problems[0]["message"]

@@ -189,7 +189,11 @@ class ToolDispatcher:
     async def _run(
         self, ctx: Context, spec: ToolSpec, raw: dict[str, Any] | None
     ) -> types.CallToolResult:
-        arguments: Any = dict(raw) if isinstance(raw, dict) else raw
+        # A tools/call without "arguments" means no arguments, so the default
+        # projectId still applies.
+        arguments: Any = {} if raw is None else raw
+        if isinstance(arguments, dict):
+            arguments = dict(arguments)
         missing = self._fill_project(spec, arguments)
         if missing is not None:
             return invalid_arguments([missing])
