@@ -10,6 +10,7 @@ in a `repr`, a log line or an error message.
 import argparse
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -26,6 +27,9 @@ DEFAULT_WAIT_SECONDS = 45.0
 # tool must return well before that.
 MAX_WAIT_SECONDS = 50.0
 DEFAULT_POLL_INTERVAL = 1.0
+# Max value of a setting in seconds (timeout, wait budget, poll interval). A
+# request timeout or poll interval above ten minutes is taken as a mistake.
+MAX_SECONDS = 600.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -106,6 +110,11 @@ def _text(value: str, source: str) -> str:
 def _secret(value: str, source: str) -> SecretStr:
     if not value:
         raise SettingsError(f"{source} is empty; give a value or unset it")
+    if not value.strip():
+        # The value itself is not shown, though only whitespace: it is a secret.
+        raise SettingsError(
+            f"{source} is blank (only whitespace); give the token or unset it"
+        )
     return SecretStr(value)
 
 
@@ -153,8 +162,16 @@ def _seconds(value: str, source: str) -> float:
         raise SettingsError(
             f"{source} must be a number of seconds, such as 30; got {value!r}"
         ) from None
+    if not math.isfinite(number):
+        raise SettingsError(
+            f"{source} must be a finite number of seconds, such as 30; got {value!r}"
+        )
     if not number > 0:
         raise SettingsError(f"{source} must be more than 0 seconds; got {value!r}")
+    if number > MAX_SECONDS:
+        raise SettingsError(
+            f"{source} must be at most {MAX_SECONDS:g} seconds; got {value!r}"
+        )
     return number
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).parent.parent
 # Nothing listens here; start-up must fail before any request is sent.
@@ -155,3 +156,25 @@ def test_http_busy_port_one_line() -> None:
     assert len(lines) == 1
     assert f"port {port} " in lines[0]
     assert "already in use" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("TA_TOKEN", " ", "blank"),
+        ("TA_MCP_AUTH_TOKEN", "\t", "blank"),
+        ("TA_TIMEOUT", "inf", "finite"),
+        ("TA_TIMEOUT", "nan", "finite"),
+        ("TA_TIMEOUT", "601", "at most 600"),
+        ("TA_POLL_INTERVAL", "inf", "finite"),
+        ("TA_WAIT_SECONDS", "nan", "finite"),
+    ],
+)
+def test_bad_setting_one_line(variable: str, value: str, fragment: str) -> None:
+    result = serve(**{variable: value})
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith(f"ta-cohort-mcp serve: {variable} "), lines[0]
+    assert fragment in lines[0]
