@@ -568,3 +568,35 @@ async def test_file_closed_after_calls(
     modified = await call(upload_client, "import_id_cluster_modify", tag)
     assert not modified.is_error, text(modified)
     assert open_fds_of(real) == []
+
+
+async def test_inline_id_with_comma_unsent(
+    server_settings: Settings, sandbox: SandboxServer
+) -> None:
+    before = sandbox.stats["import-id-cluster-add"]
+    arguments = {
+        "projectId": 102,
+        "displayName": "commas",
+        "mainColumnName": "#account_id",
+        "ids": ["acc1", "acc2,acc3"],
+    }
+    async with connect(server_settings) as client:
+        result = await call(client, "import_id_cluster_add", arguments)
+    assert error_kind(result) == "invalid_id"
+    assert "ids[1]" in text(result)
+    assert "nothing was sent" in text(result)
+    assert sandbox.stats["import-id-cluster-add"] == before
+
+
+async def test_upload_text_agrees_in_number(server_settings: Settings) -> None:
+    arguments = {
+        "projectId": 102,
+        "displayName": "one id",
+        "mainColumnName": "#account_id",
+        "ids": ["acc1"],
+    }
+    async with connect(server_settings) as client:
+        result = await call(client, "import_id_cluster_add", arguments)
+    assert not result.is_error, text(result)
+    assert "sent 1 row (" in text(result)
+    assert "matched 1 user," in text(result)

@@ -28,7 +28,7 @@ from ta_cohort_mcp.models.tools import (
     ImportIdClusterModifyArguments,
     ImportIdClusterModifyByNameArguments,
 )
-from ta_cohort_mcp.server.results import ToolFailure, from_client_error
+from ta_cohort_mcp.server.results import ToolFailure, counted, from_client_error
 from ta_cohort_mcp.server.tools.base import (
     INTEGER,
     OBJECT,
@@ -81,7 +81,8 @@ def id_source(
     cluster.
 
     Raises:
-        ToolFailure: inline ids for a tag, or inline rows for a cluster.
+        ToolFailure: inline ids for a tag, inline rows for a cluster, or an
+            inline id with a comma.
     """
     if ids is not None:
         if is_tag:
@@ -90,6 +91,7 @@ def id_source(
                 f'{target} is a tag, which takes rows of "id,value", not ids; '
                 "nothing was sent. Send rows, or a file of id,value lines.",
             )
+        _reject_commas(ids)
         return IdSource.from_ids(ids)
     if rows is not None:
         if not is_tag:
@@ -101,6 +103,18 @@ def id_source(
         return IdSource.from_pairs(_pairs(rows))
     assert handle is not None and path is not None
     return IdSource.from_open_file(handle, with_values=is_tag, name=path)
+
+
+def _reject_commas(ids: list[str]) -> None:
+    """Raise ToolFailure for the first id with a comma, which TA reads as two columns."""
+    for index, value in enumerate(ids):
+        if "," in value:
+            raise ToolFailure(
+                "invalid_id",
+                f"ids[{index}] {value[:80]!r} contains a comma, which the upload "
+                "reads as a column separator; nothing was sent. Send each id as its "
+                'own entry, or for a tag use rows of "id,value".',
+            )
 
 
 async def cluster_is_tag(
@@ -221,15 +235,21 @@ def _outcome_data(outcome: UploadOutcome) -> dict[str, Any]:
 
 
 def _outcome_text(outcome: UploadOutcome) -> str:
-    text = (
-        f"sent {outcome.rows_sent} rows ({outcome.duplicates_dropped} repeated ids "
-        f"and {outcome.blank_dropped} blank lines dropped)"
-    )
+    dropped = [
+        counted(outcome.duplicates_dropped, "repeated id"),
+        counted(outcome.blank_dropped, "blank line"),
+    ]
+    if outcome.missing_id_dropped:
+        dropped.append(counted(outcome.missing_id_dropped, "row without an id"))
+    text = f"sent {counted(outcome.rows_sent, 'row')} ({', '.join(dropped)} dropped)"
     result = outcome.result
     if result is not None:
-        text += f"; TA matched {result.userNum} users, {result.unmatchedNum} unmatched"
+        text += (
+            f"; TA matched {counted(result.userNum, 'user')}, "
+            f"{result.unmatchedNum} unmatched"
+        )
         if result.tagValueNullNum:
-            text += f", {result.tagValueNullNum} rows without a tag value"
+            text += f", {counted(result.tagValueNullNum, 'row')} without a tag value"
     return text
 
 
