@@ -94,6 +94,26 @@ async def test_bearer_required(server_settings: Settings) -> None:
     assert right.status_code == 200
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR", "Bearer  "])
+async def test_bearer_scheme_any_case(server_settings: Settings, scheme: str) -> None:
+    settings = with_settings(
+        server_settings, transport="http", auth_token=SecretStr(BEARER)
+    )
+    async with running(settings) as url, httpx.AsyncClient(timeout=10) as http:
+        right = await http.post(
+            url,
+            json=INITIALIZE,
+            headers={**JSON_HEADERS, "Authorization": f"{scheme} {BEARER}"},
+        )
+        other_scheme = await http.post(
+            url,
+            json=INITIALIZE,
+            headers={**JSON_HEADERS, "Authorization": f"Basic {BEARER}"},
+        )
+    assert right.status_code == 200
+    assert other_scheme.status_code == 401
+
+
 async def test_bearer_client_session(server_settings: Settings) -> None:
     settings = with_settings(
         server_settings, transport="http", auth_token=SecretStr(BEARER)

@@ -63,7 +63,15 @@ class BearerAuth:
 
     def __init__(self, app: ASGIApp, token: SecretStr) -> None:
         self.app = app
-        self._expected = b"Bearer " + token.get_secret_value().encode()
+        self._expected = token.get_secret_value().encode()
+
+    def _accepts(self, header: bytes) -> bool:
+        # RFC 7235 section 2.1: the auth scheme is case-insensitive, and one or
+        # more spaces separate it from the credentials.
+        scheme, _, credentials = header.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        return hmac.compare_digest(credentials.lstrip(b" "), self._expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +82,7 @@ class BearerAuth:
             if name == b"authorization":
                 given = value
                 break
-        if hmac.compare_digest(given, self._expected):
+        if self._accepts(given):
             await self.app(scope, receive, send)
             return
         logger.warning(
