@@ -133,15 +133,17 @@ CASES = [
             "confirm": t.delete_id_token,
         },
     ),
+    # The by-name delete looks the name up again and deletes the previewed id.
     ToolCase(
         "delete_user_cluster_by_name",
-        "delete-user-cluster-by-name",
+        "user-cluster-delete",
         True,
         lambda t: {
             "projectId": 102,
             "clusterName": t.delete_name,
             "confirm": t.delete_name_token,
         },
+        reads_first=("user-cluster-detail",),
     ),
     ToolCase(
         "user_cluster_list",
@@ -361,12 +363,14 @@ async def call_all(
 
 
 def fault_rounds(cases: list[ToolCase]) -> list[list[ToolCase]]:
-    """Split `cases` so that no case in a round reads another's faulted endpoint."""
+    """Split `cases` so that no two cases in a round reach a common endpoint."""
     rounds: list[list[ToolCase]] = []
     for case in cases:
         for members in rounds:
             clash = any(
-                case.endpoint in other.reads_first or other.endpoint in case.reads_first
+                case.endpoint == other.endpoint
+                or case.endpoint in other.reads_first
+                or other.endpoint in case.reads_first
                 for other in members
             )
             if not clash:
@@ -386,7 +390,7 @@ async def call_under_fault(
 ) -> tuple[dict[str, types.CallToolResult], dict[str, int]]:
     """Call every case with `fault` on its own endpoint only, round by round.
 
-    Returns the results by tool and the requests each endpoint received.
+    Returns the results by tool, and by tool the requests its endpoint received.
     """
     results: dict[str, types.CallToolResult] = {}
     sent: dict[str, int] = {}
@@ -401,7 +405,7 @@ async def call_under_fault(
         after = sandbox.stats.counts()
         for case in members:
             count = after.get(case.endpoint, 0) - before.get(case.endpoint, 0)
-            sent[case.endpoint] = count
+            sent[case.tool] = count
     return results, sent
 
 
@@ -419,13 +423,13 @@ async def test_persistent_fault_every_tool(
     retry_waits: list[float],
 ) -> None:
     targets = await make_targets(client)
-    results, sent_by_endpoint = await call_under_fault(
+    results, sent_by_tool = await call_under_fault(
         client, sandbox, fault, CASES, targets
     )
 
     for case in CASES:
         result = results[case.tool]
-        sent = sent_by_endpoint[case.endpoint]
+        sent = sent_by_tool[case.tool]
         expected = fault.write_kind if case.writes else fault.read_kind
         assert result.is_error, f"{case.tool}: {text(result)}"
         assert error_kind(result) == expected, f"{case.tool}: {text(result)}"
@@ -596,19 +600,18 @@ async def test_elicited_delete_sent_once(
     async with connect(settings, mode="legacy", elicitation_callback=accept) as session:
         delete_id, _ = await add_cluster(session)
         _, delete_name = await add_cluster(session)
-        calls = {
-            "user-cluster-delete": (
-                "user_cluster_delete",
-                {"projectId": 102, "clusterId": delete_id},
-            ),
-            "delete-user-cluster-by-name": (
+        calls = [
+            ("user_cluster_delete", {"projectId": 102, "clusterId": delete_id}),
+            (
                 "delete_user_cluster_by_name",
                 {"projectId": 102, "clusterName": delete_name},
             ),
-        }
-        for endpoint, (tool, arguments) in calls.items():
+        ]
+        endpoint = "user-cluster-delete"
+        for tool, arguments in calls:
             add_fault(sandbox, fault, endpoint, None)
             before = sandbox.stats[endpoint]
             result = await session.call_tool(tool, arguments)
+            sandbox.faults.clear()
             assert error_kind(result) == fault.write_kind, f"{tool}: {text(result)}"
             assert sandbox.stats[endpoint] == before + 1, tool
