@@ -226,13 +226,22 @@ def assert_polls_stopped(sandbox: SandboxServer) -> None:
 
 def test_stdout_is_only_jsonrpc(stdio_server: StdioServer) -> None:
     # Lines that cannot be parsed must not stop the server (mcp 2.3.0 sends no
-    # response to either of these).
+    # response to any of these: not JSON, too deep, a 5,000-digit integer, a
+    # lone surrogate escape).
     assert stdio_server.process.stdin is not None
     nested = "[" * DEEP_NESTING + "]" * DEEP_NESTING
     stdio_server.process.stdin.write(b"this is not JSON\n")
     stdio_server.process.stdin.write(
         b'{"jsonrpc":"2.0","id":900,"method":"tools/call","params":{"name":'
         b'"user_cluster_list","arguments":{"projectId":' + nested.encode() + b"}}}\n"
+    )
+    stdio_server.process.stdin.write(
+        b'{"jsonrpc":"2.0","id":901,"method":"tools/call","params":{"name":'
+        b'"user_cluster_list","arguments":{"projectId":' + b"9" * 5000 + b"}}}\n"
+    )
+    stdio_server.process.stdin.write(
+        b'{"jsonrpc":"2.0","id":902,"method":"tools/call","params":{"name":'
+        b'"user_cluster_detail","arguments":{"clusterName":"\\ud800"}}}\n'
     )
     stdio_server.call("tools/list")
     stdio_server.call_tool("user_cluster_list", {"projectId": 102})

@@ -309,3 +309,43 @@ async def test_session_with_bearer(secured: HttpServer, mode: str) -> None:
         async with Client(transport, mode=mode) as client:
             result = await client.call_tool("user_cluster_list", {"projectId": 102})
     assert not result.is_error, result
+
+
+@pytest.mark.anyio
+async def test_confirm_token_crosses_sessions(
+    secured: HttpServer, cluster_name: str
+) -> None:
+    # Confirm tokens belong to the process: every holder of the bearer token is
+    # the same principal, so a second session may redeem the first's token.
+    qp = {
+        "filts": [
+            {
+                "columnName": "user_level",
+                "comparator": "equal",
+                "ftv": ["3"],
+                "tableType": "user",
+            }
+        ]
+    }
+    body = {
+        "projectId": 102,
+        "clusterName": cluster_name,
+        "displayName": cluster_name,
+        "qp": qp,
+    }
+    async with httpx2.AsyncClient(headers=bearer(AUTH_TOKEN), timeout=30.0) as http:
+        transport = streamable_http_client(secured.url, http_client=http)
+        async with Client(transport, mode="legacy") as first:
+            added = await first.call_tool("user_cluster_add", body)
+            assert added.structured_content is not None
+            key = {"projectId": 102, "clusterId": added.structured_content["clusterId"]}
+            preview = await first.call_tool("user_cluster_delete", key)
+        assert preview.structured_content is not None
+        token = preview.structured_content["confirm"]
+        transport = streamable_http_client(secured.url, http_client=http)
+        async with Client(transport, mode="legacy") as second:
+            deleted = await second.call_tool(
+                "user_cluster_delete", {**key, "confirm": token}
+            )
+    assert deleted.structured_content is not None
+    assert deleted.structured_content["deleted"] is True
