@@ -39,6 +39,7 @@ from ta_cohort_mcp.server.confirm import ConfirmationStore
 from ta_cohort_mcp.server.problems import Problem
 from ta_cohort_mcp.server.results import (
     ToolFailure,
+    end_sentence,
     failure,
     from_client_error,
     from_failure,
@@ -184,7 +185,9 @@ class ToolDispatcher:
             if hint:
                 message += f"; did you mean {hint[0]!r}?"
         logger.info("tool %s: rejected, not offered", name)
-        return failure("tool_not_offered", f"{message}. Tools offered: {offered}.")
+        return failure(
+            "tool_not_offered", f"{end_sentence(message)} Tools offered: {offered}."
+        )
 
     async def _run(
         self, ctx: Context, spec: ToolSpec, raw: dict[str, Any] | None

@@ -45,6 +45,7 @@ from ta_cohort_mcp.server.catalog import (
     CatalogFileError,
     CatalogStore,
 )
+from ta_cohort_mcp.server.results import counted
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def cluster_resource(project_id: int, summary: ClusterSummary) -> types.Resource
     noun = "Tag" if summary.clusterCatalog == ClusterCatalog.TAG.value else "Cluster"
     facts = [f"{noun} {summary.clusterType or ''}".strip()]
     if summary.usersNum is not None:
-        facts.append(f"{summary.usersNum} users")
+        facts.append(counted(summary.usersNum, "user"))
     if summary.progress is not None:
         facts.append(f"progress {summary.progress}")
     if summary.refreshTime:

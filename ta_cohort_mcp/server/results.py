@@ -34,6 +34,11 @@ def counted(count: int, singular: str, plural: str | None = None) -> str:
     return f"{count} {noun}"
 
 
+def end_sentence(text: str) -> str:
+    """Return `text` with a full stop, unless it already ends with . ? or !."""
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
 class ToolFailure(Exception):
     """A failure a tool reports as an isError result of `kind`, with `details`."""
 
@@ -126,7 +131,7 @@ def from_client_error(error: TAError, tool: str) -> types.CallToolResult:
     if isinstance(error, TAAPIError):
         text = (
             f"{tool}: TA returned error {error.return_code}: "
-            f"{error.server_message or '(no message)'}. "
+            f"{end_sentence(error.server_message or '(no message)')} "
             "Check the arguments against the message, or look the cluster up with "
             "user_cluster_list or user_cluster_detail."
         )
@@ -139,8 +144,8 @@ def from_client_error(error: TAError, tool: str) -> types.CallToolResult:
         )
     if isinstance(error, TAWriteUncertainError):
         text = (
-            f"{tool}: the request may or may not have reached TA: {error.message}. "
-            f"Do not repeat it blindly; {error.check_hint}"
+            f"{tool}: the request may or may not have reached TA: "
+            f"{end_sentence(error.message)} Do not repeat it blindly; {error.check_hint}"
         )
         return failure(
             "write_uncertain", text, endpoint=endpoint, check=error.check_hint
