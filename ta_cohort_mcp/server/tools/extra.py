@@ -444,10 +444,11 @@ class _Waiter:
         else:
             when = cluster.refreshTime or "an unknown time"
             text = (
-                "No refresh is running (progress 100), and this server started "
-                "none for this cluster, so this is the result of the last "
-                f"completed refresh, at {when}: {describe_cluster(cluster)}. "
-                "Call refresh_and_wait with startRefresh true for a new count."
+                "No refresh is running (progress 100), so this is the result of "
+                f"the last completed refresh, at {when}: {describe_cluster(cluster)}. "
+                "No earlier refresh_and_wait call through this server started a "
+                "refresh of it, so if that time is older than the refresh you "
+                "expect, call refresh_and_wait with startRefresh true."
             )
         structured = {
             "done": True,
