@@ -102,6 +102,8 @@ def load_sections(results_dir: Path) -> dict[str, Section]:
     if not results_dir.is_dir():
         return sections
     for path in sorted(results_dir.glob("*.json")):
+        if path.name.startswith("_"):
+            continue  # not a section, such as _machine.json
         section = Section.from_json(json.loads(path.read_text()))
         sections[section.name] = section
     return sections

@@ -9,6 +9,7 @@ keeps the others.
 import argparse
 import datetime
 import importlib
+import json
 import logging
 import os
 import shlex
@@ -35,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ROOT / "benchmarks" / ".data"
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 ANALYSIS_FILE = ROOT / "benchmarks" / "analysis.md"
+# Stored beside the sections; its leading underscore keeps it out of them.
+MACHINE_FILE = "_machine.json"
 
 # Benchmark name -> module under benchmarks/, in the order of the page.
 BENCHMARKS: dict[str, str] = {
@@ -103,12 +106,28 @@ def run_one(name: str, context: RunContext, command: str) -> Section:
     return section
 
 
+def save_machine(results_dir: Path) -> None:
+    """Store the machine and versions of this run, for the page's Machine table."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / MACHINE_FILE
+    path.write_text(json.dumps(machine.collect(ROOT), indent=2) + "\n")
+
+
 def write_page(results_dir: Path, output: Path) -> None:
-    """Write the Markdown page from every stored section."""
+    """Write the Markdown page from every stored section.
+
+    The Machine table is the one stored by the last run, or this machine now when
+    no run stored one.
+    """
     sections = load_sections(results_dir)
     order = [(name, benchmark_title(name)) for name in BENCHMARKS]
     analysis = ANALYSIS_FILE.read_text() if ANALYSIS_FILE.is_file() else ""
-    page = render_page(sections, order, machine.collect(ROOT), analysis)
+    machine_path = results_dir / MACHINE_FILE
+    if machine_path.is_file():
+        described = json.loads(machine_path.read_text())
+    else:
+        described = machine.collect(ROOT)
+    page = render_page(sections, order, described, analysis)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page)
 
@@ -178,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = RunContext(size=size, data_dir=args.data_dir.resolve())
     command = shlex.join(["python", "-m", "benchmarks", *arguments])
     results_dir = context.data_dir / "results"
+    save_machine(results_dir)
     status = 0
     for name in args.only or list(BENCHMARKS):
         logger.info("running benchmark %s (size %s)", name, size)
