@@ -155,7 +155,7 @@ def run(context: RunContext) -> Section:
         size <= TOOL_LIMIT for size, _ in sizes
     )
     section.notes.append(
-        "Tokens are estimated as characters / 4; real tokenizers vary by model and "
+        "Tokens are estimated as characters / 4. Real tokenizers vary by model and "
         "count JSON punctuation and non-English text differently."
     )
     section.parameters = {"tools": len(tools)}
