@@ -1,144 +1,35 @@
 """The API reference's example definitions, as request bodies for the sandbox.
 
-The reference's second tag example misses a comma and spells `comparator` as
-`uceCalcuSymbol`; the body here is the valid JSON it means.
+The bodies are the demo's, all moved into one project and renamed, so that the
+cohort and the three tags can exist at once.
 """
 
 from typing import Any
 
 import httpx
 
+from ta_cohort_mcp.server.demo import (
+    CUSTOM_TAG,
+    FIRST_LAST_TAG,
+    QUOTA_TAG,
+    REFERENCE_COHORT,
+)
+
 PROJECT_ID = 102
 
 # Level-3 users who did consume_item more than 4 times in the days 1-7 ago.
-REFERENCE_CLUSTER: dict[str, Any] = {
-    "projectId": PROJECT_ID,
-    "clusterName": "recent_7_days_consume",
-    "clusterCatalog": "catalog_cluster",
-    "clusterType": "cluster_by_static_condition",
-    "displayName": "recent_7_days_consume",
-    "qp": {
-        "events": [
-            {
-                "comparator": "greater",
-                "eventName": "consume_item",
-                "num": "4",
-                "recentDay": "1-7",
-                "taPropQuota": {"analysis": "TIMES"},
-            }
-        ],
-        "event_relation": "and",
-        "filts": [
-            {
-                "columnName": "user_level",
-                "comparator": "equal",
-                "ftv": ["3"],
-                "tableType": "user",
-            }
-        ],
-        "relation": "and",
-        "event_user_relation": "and",
-    },
-}
+REFERENCE_CLUSTER: dict[str, Any] = REFERENCE_COHORT
 
 
-def _times_condition(event: str, num: str, recent_day: str) -> dict[str, Any]:
-    return {
-        "event_relation": "and",
-        "event_user_relation": "and",
-        "events": [
-            {
-                "eventName": event,
-                "num": num,
-                "recentDay": recent_day,
-                "relation": "and",
-                "taPropQuota": {"analysis": "TIMES"},
-                "comparator": "greater",
-            }
-        ],
-        "filts": [],
-        "relation": "and",
-    }
+def _in_benchmark_project(body: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**body, "projectId": PROJECT_ID, "clusterName": name, "displayName": name}
 
 
-ANDROID_FILTER = {
-    "columnName": "#os",
-    "comparator": "equal",
-    "ftv": ["android"],
-    "tableType": "event",
-}
-
-# Tag kind -> add body. Names are unique so all three can exist at once.
+# Tag kind -> add body.
 REFERENCE_TAGS: dict[str, dict[str, Any]] = {
-    "custom condition": {
-        "projectId": PROJECT_ID,
-        "clusterName": "bench_tag_condition",
-        "clusterCatalog": "catalog_tag",
-        "clusterType": "tag_by_static_condition",
-        "subConditionTabType": "tag_condition_default",
-        "displayName": "bench_tag_condition",
-        "tagQp": {
-            "userTagValueDefs": [
-                {
-                    "tagRemark": "",
-                    "tagValue": "tag value 1",
-                    "userClusterDef": _times_condition("player_register", "4", "1-30"),
-                },
-                {
-                    "tagRemark": "",
-                    "tagValue": "tag vaule 2",
-                    "userClusterDef": _times_condition("fight_success", "0", "1-30"),
-                },
-            ]
-        },
-    },
-    "first/last event": {
-        "projectId": PROJECT_ID,
-        "clusterName": "bench_tag_first_event",
-        "clusterCatalog": "catalog_tag",
-        "clusterType": "tag_by_static_condition",
-        "subConditionTabType": "tag_condition_by_firstlast_event",
-        "displayName": "bench_tag_first_event",
-        "tagQp": {
-            "userTagConFirstLastEventDef": {
-                "userTagConFirstLastEvent": {
-                    "calcPropVo": {
-                        "isCalc": False,
-                        "property": {
-                            "columnName": "#vp@test_num",
-                            "tableType": "event",
-                        },
-                    },
-                    "eventName": "pay",
-                    "isFirstEvent": True,
-                    "recentDay": "0-1",
-                    "filts": [ANDROID_FILTER],
-                    "relation": "and",
-                }
-            }
-        },
-    },
-    "indicator value": {
-        "projectId": PROJECT_ID,
-        "clusterName": "bench_tag_quota",
-        "clusterCatalog": "catalog_tag",
-        "clusterType": "tag_by_static_condition",
-        "subConditionTabType": "tag_condition_by_quotation",
-        "displayName": "bench_tag_quota",
-        "tagQp": {
-            "userTagConQuotaDef": {
-                "userTagConQuotaEvent": {
-                    "type": "normal",
-                    "quota": "activity_reward",
-                    "analysis": "DISTINCT",
-                    "eventName": "activity_attend",
-                    "recentDay": "0-1",
-                    "filts": [ANDROID_FILTER],
-                    "relation": "and",
-                }
-            }
-        },
-    },
+    "custom condition": _in_benchmark_project(CUSTOM_TAG, "bench_tag_condition"),
+    "first/last event": _in_benchmark_project(FIRST_LAST_TAG, "bench_tag_first_event"),
+    "indicator value": _in_benchmark_project(QUOTA_TAG, "bench_tag_quota"),
 }
 
 
