@@ -7,7 +7,7 @@ a tag (clusterCatalog catalog_tag, or a `tag_` clusterType) takes "id,value"
 rows and a cluster takes one id per line, commas included.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -291,51 +291,59 @@ async def _add(call: Call[ImportIdClusterAddArguments]) -> Outcome:
 
 
 async def _modify(call: Call[ImportIdClusterModifyArguments]) -> Outcome:
-    tool = "import_id_cluster_modify"
     arguments = call.arguments
     query = ImportModifyQuery.model_validate(
         arguments.model_dump(exclude=_SOURCE_FIELDS, exclude_unset=True)
     )
-    target = _target(query.projectId, query.clusterId, None)
-    # The file is opened and checked before the detail call, so a rejected
-    # path sends no request at all.
-    async with upload_file(arguments.path, call.state.settings.upload_dir) as handle:
-        is_tag = await cluster_is_tag(
-            call, tool, query.projectId, cluster_id=query.clusterId
-        )
-        source = id_source(
-            ids=arguments.ids,
-            rows=arguments.rows,
-            path=arguments.path,
-            handle=handle,
-            is_tag=is_tag,
-            target=target,
-        )
-        check = f"call user_cluster_detail for {target} and compare usersNum"
-        with file_errors(tool, check):
-            outcome = await call.client.import_id_cluster_modify(query, source)
-    text = (
-        f"Replaced the ids of {_kind_target(is_tag, target)}: {_outcome_text(outcome)}."
+
+    async def send(source: IdSource) -> UploadOutcome:
+        return await call.client.import_id_cluster_modify(query, source)
+
+    return await _replace_ids(
+        call,
+        "import_id_cluster_modify",
+        query.projectId,
+        send,
+        cluster_id=query.clusterId,
     )
-    structured = {
-        "clusterId": query.clusterId,
-        "projectId": query.projectId,
-        "clusterCatalog": _catalog(is_tag),
-        "upload": _outcome_data(outcome),
-    }
-    return Outcome(text, structured)
 
 
 async def _modify_by_name(call: Call[ImportIdClusterModifyByNameArguments]) -> Outcome:
-    tool = "import_id_cluster_modify_by_name"
     arguments = call.arguments
     query = ImportModifyByNameQuery.model_validate(
         arguments.model_dump(exclude=_SOURCE_FIELDS, exclude_unset=True)
     )
-    target = _target(query.projectId, None, query.clusterName)
+
+    async def send(source: IdSource) -> UploadOutcome:
+        return await call.client.import_id_cluster_modify_by_name(query, source)
+
+    return await _replace_ids(
+        call,
+        "import_id_cluster_modify_by_name",
+        query.projectId,
+        send,
+        cluster_name=query.clusterName,
+    )
+
+
+async def _replace_ids(
+    call: Call[ImportIdClusterModifyArguments]
+    | Call[ImportIdClusterModifyByNameArguments],
+    tool: str,
+    project_id: int,
+    send: Callable[[IdSource], Awaitable[UploadOutcome]],
+    *,
+    cluster_id: int | None = None,
+    cluster_name: str | None = None,
+) -> Outcome:
+    """Replace the ids of the cluster named by id or name, reading its kind first."""
+    arguments = call.arguments
+    target = _target(project_id, cluster_id, cluster_name)
+    # The file is opened and checked before the detail call, so a rejected
+    # path sends no request at all.
     async with upload_file(arguments.path, call.state.settings.upload_dir) as handle:
         is_tag = await cluster_is_tag(
-            call, tool, query.projectId, cluster_name=query.clusterName
+            call, tool, project_id, cluster_id=cluster_id, cluster_name=cluster_name
         )
         source = id_source(
             ids=arguments.ids,
@@ -347,13 +355,18 @@ async def _modify_by_name(call: Call[ImportIdClusterModifyByNameArguments]) -> O
         )
         check = f"call user_cluster_detail for {target} and compare usersNum"
         with file_errors(tool, check):
-            outcome = await call.client.import_id_cluster_modify_by_name(query, source)
+            outcome = await send(source)
     text = (
         f"Replaced the ids of {_kind_target(is_tag, target)}: {_outcome_text(outcome)}."
     )
+    key: dict[str, Any] = (
+        {"clusterId": cluster_id}
+        if cluster_id is not None
+        else {"clusterName": cluster_name}
+    )
     structured = {
-        "clusterName": query.clusterName,
-        "projectId": query.projectId,
+        **key,
+        "projectId": project_id,
         "clusterCatalog": _catalog(is_tag),
         "upload": _outcome_data(outcome),
     }
