@@ -85,7 +85,7 @@ def _inline(node: Any, definitions: dict[str, Any], seen: set[str]) -> Any:
     """Replace every local `$ref` in `node` by a copy of its definition.
 
     A definition keeps its field descriptions only where it first appears, so a
-    schema that holds `qp` twice (a tag value's userClusterDef) does not repeat
+    schema that contains `qp` twice (a tag value's userClusterDef) does not repeat
     every sentence; the copy's own description, from the referring field, stays.
     """
     if isinstance(node, list):

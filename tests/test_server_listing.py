@@ -17,9 +17,9 @@ pytestmark = pytest.mark.anyio
 # Some chat clients drop a tool definition of about 16,000 characters; the whole
 # list goes to the model on every turn.
 MAX_TOOL_CHARS = 12_000
-# NOTE: the target for the whole list is 32,000 characters, but the three write
-# tools with typed definitions (user_cluster_add and both updates) take about
-# 27,600 of the 44,200 measured; this bound keeps the list from growing further.
+# NOTE: the target for the whole list is 32,000 characters. The three write tools
+# with typed definitions (user_cluster_add and both updates) take about 27,600 of
+# the 44,200 measured, so this bound only keeps the list from growing further.
 MAX_LIST_CHARS = 45_000
 
 ENDPOINT_TOOLS = [

@@ -26,9 +26,9 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _RECENT_DAY = re.compile(r"^([0-9]{1,4})-([0-9]{1,4})$")
 # TA's time form, zero-padded so that the text compares in time order.
 _TIME_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
-# A plain decimal number: ASCII digits, an optional sign and fraction; no
-# exponent, NaN, infinity, underscores or full-width digits, which TA's number
-# parsing is not known to accept.
+# A plain decimal number: ASCII digits with an optional sign and fraction.
+# Exponents, NaN, infinity, underscores and full-width digits are rejected,
+# because TA's number parsing is not known to accept them.
 _DECIMAL = re.compile(r"^-?[0-9]{1,30}(\.[0-9]{1,30})?$")
 
 RecentDay = Annotated[
@@ -297,7 +297,7 @@ class PropertyRef(RequestModel):
 
 
 class CalcProperty(RequestModel):
-    """Which property of the first or last event becomes the tag value."""
+    """The property of the first or last event whose value becomes the tag value."""
 
     isCalc: bool = Field(
         default=False, description="Whether the property is calculated."

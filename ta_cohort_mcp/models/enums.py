@@ -11,7 +11,7 @@ class ClusterCatalog(StrEnum):
 
 
 class ClusterType(StrEnum):
-    """How a cluster or tag gets its members."""
+    """Type of a cluster or tag: the source of its members and how they update."""
 
     CLUSTER_BY_DYNAMIC_CONDITION = "cluster_by_dynamic_condition"
     CLUSTER_BY_STATIC_CONDITION = "cluster_by_static_condition"
@@ -120,7 +120,7 @@ class Relation(StrEnum):
 
 
 class TableType(StrEnum):
-    """Where a filtered column lives: event properties or user properties."""
+    """Table of a filtered column: event properties or user properties."""
 
     EVENT = "event"
     USER = "user"
